@@ -1,0 +1,203 @@
+"""The plugin registry of GAN variants.
+
+One generic :class:`Registry` (also used for losses, datasets and feature extractors), the architecture
+contract :class:`ArchSpec` / :class:`GAN`, and :func:`build_gan`, the only reader of the architecture
+registry. Third-party packages add architectures through the entry-point group ``ganbench.architectures``::
+
+    # the plugin's pyproject.toml
+    [project.entry-points."ganbench.architectures"]
+    my-gan = "my_package.my_gan:SPEC"     # an ArchSpec, or a module that registers itself on import
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from torch import nn
+
+from bench.errors import UnknownNameError
+
+T = TypeVar("T")
+_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+ENTRY_POINT_GROUP = "ganbench.architectures"
+
+
+class Registry(Generic[T]):
+    """A name -> object map with checked, stable kebab-case names.
+
+    Args:
+        kind: what is registered ("architecture", "loss", ...), used in error messages.
+        base: if given, every registered object must be an instance of it.
+
+    Raises (at registration):
+        ValueError: a name that is not kebab-case, a duplicate name, or an object of the wrong type.
+    """
+
+    def __init__(self, kind: str, base: type | None = None):
+        self.kind, self.base = kind, base
+        self._items: dict[str, T] = {}
+        self._loaders: list[Callable[[], None]] = []
+
+    def register(self, name: str, obj: T) -> T:
+        if self.base is not None and not isinstance(obj, self.base):
+            raise ValueError(f"{self.kind} {name!r} must be a {self.base.__name__}, got {type(obj).__name__}")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"{self.kind} name {name!r} must be kebab-case (e.g. 'wgan-gp')")
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._items[name] = obj
+        return obj
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (for tests and interactive use)."""
+        self._items.pop(name, None)
+
+    def add_loader(self, loader: Callable[[], None]) -> None:
+        """Run ``loader`` once, before the first lookup (used to load entry-point plugins lazily)."""
+        self._loaders.append(loader)
+
+    def _load(self) -> None:
+        while self._loaders:
+            self._loaders.pop(0)()
+
+    def get(self, name: str) -> T:
+        """Return the object registered as ``name``.
+
+        Raises:
+            UnknownNameError: ``name`` is not registered; the message lists the registered names.
+        """
+        self._load()
+        try:
+            return self._items[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; registered: {', '.join(self.names()) or '(none)'}"
+            ) from None
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        self._load()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """The training recipe of an architecture, read by the harness.
+
+    Adam (Kingma & Ba 2015) for both networks: learning rates ``lr_g``/``lr_d`` and ``betas``;
+    ``n_critic`` discriminator steps per generator step; ``gp_weight`` (λ) scales the gradient penalty of
+    Gulrajani et al. 2017 (0 disables it).
+    """
+
+    lr_g: float
+    lr_d: float
+    betas: tuple[float, float]
+    n_critic: int = 1
+    gp_weight: float = 0.0
+
+
+@dataclass
+class GAN:
+    """What an architecture's ``build`` returns.
+
+    ``generator(z)``: z ``(N, generator.z_dim)`` float -> images ``(N, C, H, W)`` in ``[-1, 1]``.
+    ``discriminator(x)``: ``(N, C, H, W)`` -> logits / critic scores ``(N,)``, no sigmoid.
+    Neither calls ``backward()`` or ``optimizer.step()``: the harness does.
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    loss_name: str
+    optim: OptimSpec
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """An architecture plugin.
+
+    Attributes:
+        name: stable kebab-case key; it ends up in MLflow params and report tables.
+        config_cls: a frozen dataclass of hyperparameters; every field needs a default (from the paper).
+        build: ``build(cfg, image_shape, num_classes) -> GAN``; ``image_shape`` is ``(C, H, W)``.
+        summary: one line for ``ganbench list`` (what it is, which paper).
+    """
+
+    name: str
+    config_cls: type
+    build: Callable[[Any, tuple[int, int, int], int], GAN]
+    summary: str = ""
+
+    def __post_init__(self) -> None:
+        if not (dataclasses.is_dataclass(self.config_cls) and isinstance(self.config_cls, type)):
+            raise ValueError(f"architecture {self.name!r}: config_cls must be a dataclass type")
+        if not callable(self.build):
+            raise ValueError(f"architecture {self.name!r}: build must be callable")
+
+
+ARCHITECTURES: Registry[ArchSpec] = Registry("architecture", ArchSpec)
+
+
+def register(spec: ArchSpec) -> ArchSpec:
+    """Register an architecture; raises ``ValueError`` on a bad or duplicate name or a wrong type."""
+    return ARCHITECTURES.register(getattr(spec, "name", repr(spec)), spec)
+
+
+def load_plugins() -> list[str]:
+    """Load the entry points of group ``ganbench.architectures``; return the names they added.
+
+    An entry point may name an :class:`ArchSpec` (registered under its own name) or a module that
+    registers its architectures when imported.
+
+    Raises:
+        ValueError: a plugin that fails to load, or that names something that is not an ArchSpec/module.
+    """
+    before = set(ARCHITECTURES._items)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a broken plugin must say which one it is
+            raise ValueError(f"architecture plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        if isinstance(obj, ArchSpec):
+            if obj.name not in ARCHITECTURES._items or ARCHITECTURES._items[obj.name] is not obj:
+                register(obj)
+        elif not hasattr(obj, "__file__"):
+            raise ValueError(f"architecture plugin {ep.name!r} ({ep.value}) must point at an ArchSpec or a module")
+    return sorted(set(ARCHITECTURES._items) - before)
+
+
+ARCHITECTURES.add_loader(load_plugins)
+
+
+def build_gan(name: str, cfg: Any, image_shape: tuple[int, int, int], num_classes: int = 0) -> GAN:
+    """Build the registered architecture ``name`` with hyperparameters ``cfg``.
+
+    Args:
+        name: a registered architecture name (see ``ganbench list``).
+        cfg: an instance of the architecture's ``config_cls``.
+        image_shape: ``(C, H, W)`` of the dataset.
+        num_classes: number of classes of the dataset (0 = unconditional).
+
+    Raises:
+        UnknownNameError: ``name`` is not registered.
+        ValueError: ``cfg`` is not the architecture's config type, or the result breaks the contract.
+    """
+    spec = ARCHITECTURES.get(name)
+    if not isinstance(cfg, spec.config_cls):
+        raise ValueError(f"architecture {name!r} needs a {spec.config_cls.__name__}, got {type(cfg).__name__}")
+    gan = spec.build(cfg, tuple(image_shape), num_classes)
+    if not isinstance(gan, GAN):
+        raise ValueError(f"architecture {name!r}: build() must return a GAN, got {type(gan).__name__}")
+    if not isinstance(getattr(gan.generator, "z_dim", None), int):
+        raise ValueError(f"architecture {name!r}: the generator needs an int attribute z_dim")
+    return gan

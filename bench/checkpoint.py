@@ -1,0 +1,68 @@
+"""Atomic checkpoint files.
+
+``save`` writes to a temporary file in the same folder, flushes it to disk, then renames it over the
+target, so a crash mid-write leaves the previous good file. ``load`` uses ``torch.load(weights_only=True)``
+(no arbitrary code from a checkpoint) and checks that the file is a ganbench checkpoint.
+
+A checkpoint (built by ``bench.harness``) holds: ``format``, ``version``, ``arch``, ``config`` (the resolved
+RunConfig as a dict), ``seed``, ``step`` / ``d_step``, ``generator`` / ``discriminator`` / ``opt_g`` /
+``opt_d`` state dicts, ``rng`` (torch, CUDA, numpy, python states) and ``mlflow_run_id``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.errors import CheckpointError
+
+FORMAT = "ganbench-checkpoint"
+VERSION = 1
+
+
+def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
+    """Atomically write ``state`` (tensors, dicts, lists, numbers, strings) to ``path``; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint onto the CPU.
+
+    Raises:
+        CheckpointError: missing file, truncated or foreign file, or a file that is not a ganbench checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot be read (truncated or not a checkpoint): {first}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a ganbench checkpoint")
+    if state.get("version") != VERSION:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has version {state.get('version')!r}; this ganbench reads {VERSION}"
+        )
+    return state

@@ -1,0 +1,279 @@
+"""The ``ganbench`` command line. Each command: parse -> typed config -> one library call.
+
+Errors from user input print one line (``error: ...``) and exit 2; set ``GANBENCH_DEBUG=1`` to see the
+traceback. Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Compare GAN architectures head-to-head: one harness, MLflow tracking, paper-ready reports.",
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (see studies/*.toml).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override a config value: section.key=value (repeatable).")
+]
+WorkdirOpt = Annotated[
+    str | None, typer.Option(help="Workspace folder for runs, MLflow store, reports [ganbench-runs].")
+]
+DataRootOpt = Annotated[str | None, typer.Option(help="Folder holding MNIST/raw/*.gz [$GANBENCH_DATA].")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N [auto].")]
+EpochsOpt = Annotated[float | None, typer.Option(help="Budget: epochs of real data through D [2].")]
+StepsOpt = Annotated[int | None, typer.Option(help="Budget: generator steps (replaces --epochs).")]
+MinutesOpt = Annotated[float | None, typer.Option(help="Wall-clock cap per run, in minutes.")]
+ExperimentOpt = Annotated[str | None, typer.Option(help="MLflow experiment name [mnist-compare].")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _errors(fn):
+    """Turn UserError into one line on stderr and exit 2; Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            if os.environ.get("GANBENCH_DEBUG"):
+                raise
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _toml(value: Any) -> str:
+    return json.dumps(value)  # JSON strings, numbers and lists are valid TOML values
+
+
+def _sets(
+    sets: list[str] | None,
+    *,
+    archs: list[str] | None = None,
+    seeds: list[int] | None = None,
+    experiment: str | None = None,
+    workdir: str | None = None,
+    data_root: str | None = None,
+    device: str | None = None,
+    epochs: float | None = None,
+    steps: int | None = None,
+    minutes: float | None = None,
+) -> list[str]:
+    """CLI options -> ``--set`` items (options win over --set, which wins over the file)."""
+    out = list(sets or [])
+    if epochs is not None and steps is not None:
+        raise UserError("give either --epochs or --steps, not both")
+    pairs = {
+        "archs": archs or None,
+        "seeds": seeds,
+        "experiment": experiment,
+        "workdir": workdir,
+        "data.root": data_root,
+        "train.device": device,
+        "train.minutes": minutes,
+    }
+    out += [f"{k}={_toml(v)}" for k, v in pairs.items() if v is not None]
+    if epochs is not None:
+        out += [f"train.epochs={_toml(epochs)}", "train.steps=none"]
+    if steps is not None:
+        out += [f"train.steps={_toml(steps)}", "train.epochs=none"]
+    return out
+
+
+@app.command()
+@_errors
+def compare(
+    archs: Annotated[list[str] | None, typer.Argument(help="Architectures [vanilla dcgan wgan-gp sngan].")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Number of seeds per architecture: 0..N-1 [1].")] = None,
+    epochs: EpochsOpt = None,
+    steps: StepsOpt = None,
+    minutes: MinutesOpt = None,
+    experiment: ExperimentOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    workdir: WorkdirOpt = None,
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = None,
+    report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train each architecture x seed under the same budget, track every run in MLflow, write the report."""
+    from bench.config import load_compare_config
+    from bench.experiment import compare as run_compare
+
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds {seeds} must be >= 1")
+    cc = load_compare_config(
+        config,
+        _sets(
+            set_,
+            archs=archs,
+            seeds=list(range(seeds)) if seeds else None,
+            experiment=experiment,
+            workdir=workdir,
+            data_root=data_root,
+            device=device,
+            epochs=epochs,
+            steps=steps,
+            minutes=minutes,
+        ),
+    )
+
+    def on_run_end(r) -> None:
+        if r.status != "FINISHED":
+            typer.secho(f"{r.arch} seed {r.seed}: {r.status}: {r.error}", fg="red", err=True)
+
+    result = run_compare(cc, show_progress=not quiet, report=report, on_run_end=on_run_end)
+    if result.report_dir is not None:
+        from reports import tables
+        from reports.collect import collect
+
+        typer.echo(tables.to_markdown(collect([cc.experiment], cc.workdir)))
+        typer.echo(f"\nreport: {result.report_dir}/report.md")
+    if result.failed:
+        typer.secho(
+            f"{len(result.failed)} of {len(result.runs)} runs failed (listed in the report)", fg="red", err=True
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+@_errors
+def train(
+    arch: Annotated[str, typer.Argument(help="Architecture name (see `ganbench list`).")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    epochs: EpochsOpt = None,
+    steps: StepsOpt = None,
+    minutes: MinutesOpt = None,
+    experiment: ExperimentOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    workdir: WorkdirOpt = None,
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue from this checkpoint (same config, same MLflow run).")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train and evaluate one architecture with one seed (one MLflow run)."""
+    from bench import checkpoint
+    from bench.config import load_compare_config
+    from bench.experiment import progress_bar
+    from bench.experiment import train as run_train
+
+    sets = _sets(
+        set_,
+        archs=[arch],
+        seeds=[seed],
+        experiment=experiment,
+        workdir=workdir,
+        data_root=data_root,
+        device=device,
+        epochs=epochs,
+        steps=steps,
+        minutes=minutes,
+    )
+    base: dict[str, Any] | None = None
+    if resume is not None:  # the checkpoint's config, then the command line on top
+        state = checkpoint.load(resume)
+        c = dict(state["config"])
+        base = {k: c[k] for k in ("experiment", "workdir", "data", "train", "eval")}
+        base.update(archs=[c["arch"]], seeds=[c["seed"]], model={c["arch"]: c["model"]})
+    cc = load_compare_config(config, sets, base=base)
+    cfg = cc.run(cc.archs[0], cc.seeds[0])
+    if quiet:
+        result = run_train(cfg, resume=resume)
+    else:
+        with progress_bar() as progress:
+            result = run_train(cfg, progress=progress, resume=resume)
+    for k, v in sorted(result.metrics.items()):
+        typer.echo(f"{k:32s} {v:.6g}")
+    typer.echo(f"checkpoint: {result.checkpoint}\nMLflow run: {result.run_id}")
+
+
+@app.command()
+@_errors
+def report(
+    experiment: Annotated[list[str], typer.Option(help="MLflow experiment(s) to report (repeatable).")],
+    out: Annotated[Path | None, typer.Option(help="Output folder [<workdir>/reports/<experiment>].")] = None,
+    workdir: Annotated[str, typer.Option(help="Workspace folder.")] = "ganbench-runs",
+) -> None:
+    """Write report.md, table.csv, table.tex and figures from MLflow runs (never retrains)."""
+    from reports import tables
+    from reports.build import build_report
+    from reports.collect import collect
+
+    out = out or Path(workdir) / "reports" / "+".join(experiment)
+    build_report(list(experiment), out, workdir)
+    typer.echo(tables.to_markdown(collect(list(experiment), workdir)))
+    typer.echo(f"\nreport: {out}/report.md")
+
+
+@app.command("list")
+@_errors
+def list_() -> None:
+    """Architectures (loss, default hyperparameters), losses, datasets and feature extractors."""
+    import dataclasses
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from architectures import ARCHITECTURES, LOSSES
+    from bench.data import DATASETS
+    from bench.metrics.extractors import EXTRACTORS
+
+    console = Console()
+    t = Table(title="architectures", show_lines=True)
+    for col in ("name", "loss", "n_critic", "defaults", "summary"):
+        t.add_column(col)
+    for name in ARCHITECTURES.names():
+        spec = ARCHITECTURES.get(name)
+        cfg = spec.config_cls()
+        d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("loss", "n_critic")}
+        t.add_row(name, cfg.loss, str(cfg.n_critic), ", ".join(f"{k}={v}" for k, v in d.items()), spec.summary)
+    console.print(t)
+    for title, reg in (("losses", LOSSES), ("datasets", DATASETS), ("feature extractors", EXTRACTORS)):
+        t = Table(title=title)
+        t.add_column("name")
+        t.add_column("summary")
+        for name in reg.names():
+            t.add_row(name, reg.get(name).summary)
+        console.print(t)
+
+
+@app.command()
+@_errors
+def ui(
+    workdir: Annotated[str, typer.Option(help="Workspace folder.")] = "ganbench-runs",
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 for the workspace's tracking store."""
+    from bench.tracking import serve_ui
+
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)")
+    raise typer.Exit(serve_ui(workdir, port))
+
+
+def main() -> None:
+    app(prog_name="ganbench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

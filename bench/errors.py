@@ -1,0 +1,41 @@
+"""The exception types users see.
+
+Every error caused by user input derives from :class:`UserError`; the CLI prints its message as one line
+and exits with code 2. Anything else is a bug or a failure of the run itself.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: the message names the bad value and what is allowed."""
+
+
+class ConfigError(UserError):
+    """An unknown config key, a value of the wrong type, or a value out of range."""
+
+
+class UnknownNameError(UserError, KeyError):
+    """A name (architecture, loss, dataset, extractor) that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(UserError):
+    """The dataset cannot be found, or its files are corrupt."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint file that is missing, truncated, or not a ganbench checkpoint."""
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the run is marked FAILED.
+
+    Attributes: ``step`` (generator step, 1-based), ``loss`` (name), ``value`` (the bad value).
+    """
+
+    def __init__(self, step: int, loss: str, value: float):
+        super().__init__(f"training diverged at generator step {step}: {loss} = {value}")
+        self.step, self.loss, self.value = step, loss, value

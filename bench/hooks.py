@@ -1,0 +1,178 @@
+"""Hooks: everything the training loop does besides training.
+
+A hook receives the :class:`bench.harness.Trainer` (state of the run) at three points:
+``on_fit_start``, ``on_step_end`` (after every generator step, with its losses) and ``on_fit_end``.
+Built-ins: rich progress bar, MLflow metric logging, fixed-z sample grids, periodic FID, atomic
+checkpoints, and the NaN/inf guard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+from torch import Tensor
+
+from bench import keys
+from bench.errors import TrainingDiverged
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from bench.harness import StepOutput, Trainer
+
+
+class RunLogger(Protocol):
+    """What hooks need from a tracking run (see ``bench.tracking.Run``)."""
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+
+
+class Hook:
+    """Base class; override what you need. Raising from a hook stops the run (it ends FAILED)."""
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        pass
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        pass
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        pass
+
+
+def every(interval: int | None, total: int, points: int) -> int:
+    """Resolve a cadence: None = about ``points`` times over ``total`` steps; 0 = never."""
+    if interval is None:
+        return max(1, math.ceil(total / points))
+    return interval
+
+
+class NaNGuard(Hook):
+    """Stop the run with :class:`TrainingDiverged` as soon as a loss is NaN or infinite."""
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        values = {keys.D_LOSS: out.d_loss, keys.G_LOSS: out.g_loss}
+        if not bool(torch.isfinite(torch.stack(list(values.values()))).all()):
+            name, value = next((k, v) for k, v in values.items() if not torch.isfinite(v))
+            raise TrainingDiverged(out.step, name, float(value))
+
+
+class MetricsLogger(Hook):
+    """Log the mean losses (and loss extras) over each window of ``every`` steps to the tracking run."""
+
+    def __init__(self, run: RunLogger, every: int):
+        self.run, self.every = run, every
+        self._sums: dict[str, Tensor] = {}
+        self._n = 0
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        values = {keys.D_LOSS: out.d_loss, keys.G_LOSS: out.g_loss}
+        values.update({f"train/{k}": v for k, v in out.extras.items()})
+        for k, v in values.items():
+            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+        self._n += 1
+        if out.step % self.every == 0 or out.step == trainer.total_steps:
+            self._flush(out.step)
+
+    def _flush(self, step: int) -> None:
+        if self._n:
+            metrics = {k: float(v) / self._n for k, v in self._sums.items()}
+            self.run.log_metrics(metrics, step)
+        self._sums, self._n = {}, 0
+
+
+class ProgressHook(Hook):
+    """A rich progress-bar task: step, D/G losses, img/s and ETA."""
+
+    def __init__(self, progress: Progress, description: str):
+        self.progress, self.description = progress, description
+        self.task: Any = None
+        self._last: float = 0.0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.task = self.progress.add_task(
+            self.description, total=trainer.total_steps, completed=trainer.step, losses="", speed=""
+        )
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        fields = {}
+        if out.step % 5 == 0 or out.step == trainer.total_steps:  # reading losses syncs a GPU
+            fields["losses"] = f"D {float(out.d_loss):.3f} G {float(out.g_loss):.3f}"
+            ms = trainer.timer.last_ms()
+            if ms:
+                fields["speed"] = f"{trainer.timer.images_per_step / ms * 1000:,.0f} img/s"
+        self.progress.update(self.task, completed=out.step, **fields)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.progress.update(self.task, completed=trainer.step)
+
+
+class SampleGrid(Hook):
+    """Save a grid of samples from a fixed z every ``every`` steps and at the end.
+
+    z: ``n`` vectors drawn once from a generator seeded with ``seed`` (the global RNG is untouched, so
+    sampling does not change training). G is put in eval mode for sampling. Grids go to
+    ``out_dir/step_XXXXXX.png`` and ``final.png``, and to the run's ``samples/`` artifacts.
+    """
+
+    def __init__(self, out_dir: Path, every: int, run: RunLogger | None = None, n: int = 64, seed: int = 0):
+        self.out_dir, self.every, self.run, self.n, self.seed = out_dir, every, run, n, seed
+        self.z: Tensor | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        g = torch.Generator().manual_seed(self.seed)
+        self.z = torch.randn(self.n, trainer.gan.generator.z_dim, generator=g).to(trainer.device)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        if self.every and out.step % self.every == 0 and out.step != trainer.total_steps:
+            self.save(trainer, f"step_{out.step:06d}.png")
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.save(trainer, f"step_{trainer.step:06d}.png")
+        self.save(trainer, "final.png")
+
+    def save(self, trainer: Trainer, name: str) -> Path:
+        from torchvision.utils import save_image
+
+        images = trainer.sample(self.z)
+        path = self.out_dir / name
+        save_image(images, path, nrow=int(math.sqrt(self.n)), normalize=True, value_range=(-1, 1), padding=2)
+        if self.run is not None:
+            self.run.log_artifact(path, "samples")
+        return path
+
+
+class PeriodicEval(Hook):
+    """Every ``every`` steps (and at the end), log ``evaluate(generator) -> {key: value}`` to the run."""
+
+    def __init__(self, evaluate: Callable[[torch.nn.Module], dict[str, float]], every: int, run: RunLogger):
+        self.evaluate, self.every, self.run = evaluate, every, run
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        if self.every and (out.step % self.every == 0 or out.step == trainer.total_steps):
+            was_training = trainer.gan.generator.training
+            trainer.gan.generator.eval()
+            try:
+                self.run.log_metrics(self.evaluate(trainer.gan.generator), out.step)
+            finally:
+                trainer.gan.generator.train(was_training)
+
+
+class Checkpointer(Hook):
+    """Write ``path`` atomically every ``every`` steps and at the end (see ``bench.checkpoint``)."""
+
+    def __init__(self, path: Path, every: int):
+        self.path, self.every = path, every
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        if self.every and out.step % self.every == 0 and out.step != trainer.total_steps:
+            trainer.save_checkpoint(self.path)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        trainer.save_checkpoint(self.path)

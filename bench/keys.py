@@ -1,0 +1,43 @@
+"""Metric and tag keys shared by the harness, tracking and reports (re-exported by ``bench.tracking``).
+
+Evaluation metrics computed on an extractor's features are keyed ``eval/<extractor>/<metric>`` so that
+numbers from different extractors never mix.
+"""
+
+from __future__ import annotations
+
+# training curves (logged every train.log_every generator steps, mean over the window)
+D_LOSS = "train/d_loss"
+G_LOSS = "train/g_loss"
+TRAIN_FID = "train/fid"  # FID on eval.during_training_samples samples with eval.extractor
+
+# end-of-run evaluation
+FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD = "fid", "is_mean", "is_std", "kid_mean", "kid_std"
+D_ACC_REAL = "eval/d_acc_real"
+D_ACC_FAKE = "eval/d_acc_fake"
+D_ACC = "eval/d_acc"
+D_ROC_AUC = "eval/d_roc_auc"
+
+# timing
+MS_PER_STEP_P50 = "time/ms_per_step_p50"
+MS_PER_STEP_P95 = "time/ms_per_step_p95"
+MS_PER_STEP_MEAN = "time/ms_per_step_mean"
+IMG_PER_S = "time/img_per_s"
+PEAK_MEM_MB = "time/peak_mem_mb"
+TRAIN_S = "time/train_s"
+G_STEPS = "train/g_steps"
+EPOCHS = "train/epochs_done"
+
+# tags
+TAG_ARCH = "ganbench.arch"
+TAG_SEED = "ganbench.seed"
+TAG_DEVICE = "ganbench.device"
+TAG_VERSION = "ganbench.version"
+TAG_FAILURE = "ganbench.failure"
+TAG_PEAK_MEM_KIND = "ganbench.peak_mem_kind"
+TAG_PROTOCOL = "ganbench.protocol"
+
+
+def eval_key(extractor: str, metric: str) -> str:
+    """``eval_key("lenet-mnist", FID) == "eval/lenet-mnist/fid"``."""
+    return f"eval/{extractor}/{metric}"

@@ -1,0 +1,192 @@
+"""MLflow tracking: the only module that imports mlflow (lazily, so importing it is cheap).
+
+Store: ``$MLFLOW_TRACKING_URI`` wins; otherwise an embedded SQLite store ``<workdir>/mlflow.db`` with
+artifacts in ``<workdir>/mlartifacts``. One experiment per comparison, one run per (architecture, seed).
+A run ends FINISHED only when its body completed; an exception ends it FAILED (reason in the tag
+``ganbench.failure``), Ctrl-C ends it KILLED.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from bench import keys  # noqa: F401  (re-exported: reports import the keys from here)
+from bench.errors import UserError
+
+_PARAM_MAX = 6000  # MLflow's limit on a param value
+
+
+def tracking_uri(workdir: str | os.PathLike[str]) -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<abs workdir>/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
+
+
+def _client(uri: str):
+    import logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow.tracking import MlflowClient
+
+    for name in ("alembic", "mlflow.store.db.utils"):  # the store's schema set-up is not news
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+class Run:
+    """One MLflow run; use through :meth:`Tracker.run`."""
+
+    def __init__(self, client: Any, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, _param_str(v)) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        items = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+
+def _param_str(v: Any) -> str:
+    s = "None" if v is None else str(list(v) if isinstance(v, tuple) else v)
+    return s[:_PARAM_MAX]
+
+
+class Tracker:
+    """The tracking store of one workspace.
+
+    Raises UserError at construction if the store cannot be opened (e.g. a dead tracking server).
+    """
+
+    def __init__(self, workdir: str | os.PathLike[str]):
+        self.workdir = Path(workdir).resolve()
+        self.uri = tracking_uri(self.workdir)
+        self.client = _client(self.uri)
+
+    def experiment_id(self, name: str, create: bool = True) -> str | None:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            if exp.lifecycle_stage == "deleted":
+                raise UserError(
+                    f"MLflow experiment {name!r} is deleted; restore it in the UI or use another --experiment"
+                )
+            return exp.experiment_id
+        if not create:
+            return None
+        location = None
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            location = (self.workdir / "mlartifacts").as_uri()
+        return self.client.create_experiment(name, artifact_location=location)
+
+    @contextmanager
+    def run(
+        self, experiment: str, run_name: str, tags: dict[str, Any] | None = None, run_id: str | None = None
+    ) -> Iterator[Run]:
+        """Start (or, with ``run_id``, reopen) a run; end it FINISHED, FAILED or KILLED."""
+        from mlflow.entities import RunStatus
+
+        if run_id is None:
+            exp_id = self.experiment_id(experiment)
+            info = self.client.create_run(exp_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()})
+            run_id = info.info.run_id
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+        run = Run(self.client, run_id)
+        try:
+            yield run
+        except KeyboardInterrupt:
+            run.set_tags({keys.TAG_FAILURE: "interrupted (KeyboardInterrupt)"})
+            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+            raise
+        except BaseException as e:
+            run.set_tags({keys.TAG_FAILURE: f"{type(e).__name__}: {e}"})
+            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+            raise
+        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+    def search_runs(self, experiments: Iterable[str]) -> list[dict[str, Any]]:
+        """Every run of the named experiments as a dict: run_id, experiment, run_name, status, start_time,
+        end_time (ms), params, metrics (latest values), tags. Raises UserError for an unknown experiment."""
+        out = []
+        for name in experiments:
+            exp_id = self.experiment_id(name, create=False)
+            if exp_id is None:
+                known = sorted(e.name for e in self.client.search_experiments())
+                raise UserError(
+                    f"no MLflow experiment {name!r} in {self.uri}; experiments: {', '.join(known) or '(none)'}"
+                )
+            token = None
+            while True:
+                page = self.client.search_runs([exp_id], max_results=1000, page_token=token)
+                for r in page:
+                    out.append(
+                        {
+                            "run_id": r.info.run_id,
+                            "experiment": name,
+                            "run_name": r.info.run_name,
+                            "status": r.info.status,
+                            "start_time": r.info.start_time,
+                            "end_time": r.info.end_time,
+                            "params": dict(r.data.params),
+                            "metrics": dict(r.data.metrics),
+                            "tags": dict(r.data.tags),
+                        }
+                    )
+                token = page.token
+                if not token:
+                    break
+        return out
+
+    def metric_history(self, run_id: str, key: str) -> list[tuple[int, float, int]]:
+        """``[(step, value, timestamp_ms), ...]`` sorted by step."""
+        return sorted((m.step, m.value, m.timestamp) for m in self.client.get_metric_history(run_id, key))
+
+    def download_artifact(self, run_id: str, path: str, dst: str | Path) -> Path | None:
+        """Download one artifact; None if the run has no such artifact."""
+        from mlflow.exceptions import MlflowException
+
+        Path(dst).mkdir(parents=True, exist_ok=True)
+        try:
+            return Path(self.client.download_artifacts(run_id, path, str(dst)))
+        except (MlflowException, OSError):
+            return None
+
+
+def serve_ui(workdir: str | os.PathLike[str], port: int = 5000, host: str = "127.0.0.1") -> int:
+    """Run ``mlflow ui`` on the workspace's store (blocks until Ctrl-C); returns its exit code."""
+    uri = tracking_uri(workdir)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        cmd += ["--default-artifact-root", (Path(workdir).resolve() / "mlartifacts").as_uri()]
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,1 @@
+"""Optuna studies and ready-made study / comparison definitions (``*.toml``)."""

@@ -1,0 +1,130 @@
+"""Runs every registered architecture (built-ins, the test dummy, any installed plugin) through the same
+checks: shapes and ranges, one harness step, determinism under a seed."""
+
+import pytest
+import torch
+
+from architectures import ARCHITECTURES, build_gan
+from architectures.blocks import conv_stages
+from bench.config import load_compare_config
+from bench.data import BatchSampler
+from bench.harness import fit, seed_everything
+
+SHAPE = (1, 28, 28)
+
+
+def _random_images(n=64):
+    return torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(123))
+
+
+def _run_one_step(arch, seed, tmp_path):
+    cfg = load_compare_config(
+        None, [f'archs=["{arch}"]', "train.steps=1", "train.batch_size=8", f'workdir="{tmp_path}"']
+    ).run(arch, seed)
+    seed_everything(seed)
+    gan = build_gan(arch, cfg.model, SHAPE)
+    losses = {}
+
+    class Capture:
+        def on_fit_start(self, t): ...
+        def on_step_end(self, t, out):
+            losses.update(d=out.d_loss.item(), g=out.g_loss.item())
+
+        def on_fit_end(self, t): ...
+
+    fit(gan, BatchSampler(_random_images(), 8, seed), cfg, torch.device("cpu"), [Capture()])
+    return gan, losses
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES.names())
+def test_shapes_and_ranges(arch):
+    spec = ARCHITECTURES.get(arch)
+    gan = build_gan(arch, spec.config_cls(), SHAPE)
+    z = torch.randn(5, gan.generator.z_dim)
+    x = gan.generator(z)
+    assert x.shape == (5, *SHAPE)
+    assert x.min() >= -1 and x.max() <= 1
+    scores = gan.discriminator(x)
+    assert scores.shape == (5,)
+    assert scores.dtype == torch.float32
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES.names())
+def test_one_step_is_deterministic_under_a_seed(arch, tmp_path):
+    g1, l1 = _run_one_step(arch, 0, tmp_path)
+    g2, l2 = _run_one_step(arch, 0, tmp_path)
+    g3, l3 = _run_one_step(arch, 1, tmp_path)
+    assert all(map(torch.isfinite, map(torch.tensor, l1.values())))
+    assert l1 == l2
+    for a, b in zip(g1.generator.state_dict().values(), g2.generator.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for a, b in zip(g1.discriminator.state_dict().values(), g2.discriminator.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert l1 != l3
+    first = next(iter(g1.generator.parameters()))
+    assert not torch.equal(first, next(iter(g3.generator.parameters())))
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES.names())
+def test_harness_step_changes_both_networks(arch, tmp_path):
+    seed_everything(0)
+    before = build_gan(arch, ARCHITECTURES.get(arch).config_cls(), SHAPE)
+    after, _ = _run_one_step(arch, 0, tmp_path)
+    for net in ("generator", "discriminator"):
+        p0 = torch.cat([p.flatten() for p in getattr(before, net).parameters()])
+        p1 = torch.cat([p.flatten() for p in getattr(after, net).parameters()])
+        assert not torch.equal(p0, p1), f"{net} was not updated"
+
+
+@pytest.mark.parametrize("size, expected", [(28, (2, 7)), (32, (3, 4)), (64, (4, 4)), (56, (3, 7))])
+def test_conv_stages(size, expected):
+    assert conv_stages((3, size, size)) == expected
+
+
+@pytest.mark.parametrize("shape", [(1, 30, 30), (1, 28, 32), (1, 5, 5)])
+def test_conv_stages_rejects(shape):
+    with pytest.raises(ValueError):
+        conv_stages(shape)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "wgan-gp", "sngan"])
+def test_conv_architectures_on_32x32_rgb(arch):
+    gan = build_gan(arch, ARCHITECTURES.get(arch).config_cls(g_width=8, d_width=8), (3, 32, 32))
+    x = gan.generator(torch.randn(2, gan.generator.z_dim))
+    assert x.shape == (2, 3, 32, 32)
+    assert gan.discriminator(x).shape == (2,)
+
+
+def test_paper_defaults():
+    """The defaults the docstrings cite (Gulrajani et al. 2017 Alg. 1; Miyato et al. 2018; Radford et al. 2016)."""
+    w = ARCHITECTURES.get("wgan-gp").config_cls()
+    assert (w.gp_weight, w.n_critic, w.lr_g, w.lr_d, w.beta1, w.beta2, w.loss) == (
+        10.0,
+        5,
+        1e-4,
+        1e-4,
+        0.0,
+        0.9,
+        "wasserstein",
+    )
+    s = ARCHITECTURES.get("sngan").config_cls()
+    assert s.loss == "hinge"
+    d = ARCHITECTURES.get("dcgan").config_cls()
+    assert (d.lr_g, d.beta1, d.z_dim, d.loss) == (2e-4, 0.5, 100, "bce")
+
+
+def test_sngan_normalises_every_discriminator_layer():
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    gan = build_gan("sngan", ARCHITECTURES.get("sngan").config_cls(), SHAPE)
+    layers = [m for m in gan.discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in gan.discriminator.modules())
+
+
+def test_wgan_gp_critic_has_no_batchnorm():
+    from torch import nn
+
+    gan = build_gan("wgan-gp", ARCHITECTURES.get("wgan-gp").config_cls(), SHAPE)
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in gan.discriminator.modules())

@@ -1,0 +1,173 @@
+import pickle
+
+import pytest
+import torch
+
+from architectures import LOSSES, build_gan
+from architectures.losses import LossSpec
+from bench import checkpoint
+from bench.config import load_compare_config
+from bench.data import BatchSampler
+from bench.errors import CheckpointError, TrainingDiverged
+from bench.harness import Trainer, fit, seed_everything, total_steps
+from bench.hooks import Checkpointer, Hook, NaNGuard
+
+CPU = torch.device("cpu")
+IMAGES = torch.randint(0, 256, (96, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
+
+
+def _cfg(tmp_path, *sets, arch="dummy"):
+    base = [f'archs=["{arch}"]', "train.batch_size=8", "train.warmup_steps=1", f'workdir="{tmp_path}"']
+    return load_compare_config(None, [*base, *sets]).run(arch, 0)
+
+
+def _fit(cfg, hooks=(), resume=None):
+    seed_everything(cfg.seed)
+    gan = build_gan(cfg.arch, cfg.model, (1, 28, 28))
+    result = fit(gan, BatchSampler(IMAGES, cfg.train.batch_size, cfg.seed), cfg, CPU, hooks, resume=resume)
+    return gan, result
+
+
+class Recorder(Hook):
+    def __init__(self):
+        self.events, self.steps = [], []
+
+    def on_fit_start(self, t):
+        self.events.append(("start", t.step))
+
+    def on_step_end(self, t, out):
+        self.steps.append(out.step)
+
+    def on_fit_end(self, t):
+        self.events.append(("end", t.step))
+
+
+def test_step_budget_and_hook_order(tmp_path):
+    rec = Recorder()
+    _, result = _fit(_cfg(tmp_path, "train.steps=5"), [rec])
+    assert rec.events == [("start", 0), ("end", 5)]
+    assert rec.steps == [1, 2, 3, 4, 5]
+    assert (result.steps, result.d_steps, result.stop_reason) == (5, 5, "budget")
+    assert result.timing.steps_timed == 4  # one warm-up step excluded
+    assert result.timing.ms_per_step_p50 > 0 and result.timing.img_per_s > 0
+
+
+def test_epoch_budget_counts_discriminator_batches(tmp_path):
+    cfg = _cfg(tmp_path, "train.epochs=2", "model.dummy.n_critic=3")
+    # 96 images / batch 8 = 12 batches per epoch; 2 epochs = 24 critic steps = 8 generator steps
+    assert total_steps(cfg.train, 12, 3) == 8
+    _, result = _fit(cfg)
+    assert (result.steps, result.d_steps) == (8, 24)
+    assert result.epochs == pytest.approx(2.0)
+
+
+def test_minutes_cap_stops_early(tmp_path):
+    class Slow(Hook):
+        def on_step_end(self, t, out):
+            import time
+
+            time.sleep(0.05)
+
+    _, result = _fit(_cfg(tmp_path, "train.steps=10000", "train.minutes=0.002"), [Slow()])
+    assert result.stop_reason == "minutes"
+    assert 1 <= result.steps < 10000
+
+
+def test_gradient_penalty_is_logged_for_wgan_gp(tmp_path):
+    seen = {}
+
+    class Capture(Hook):
+        def on_step_end(self, t, out):
+            seen.update(out.extras)
+
+    _fit(
+        _cfg(tmp_path, "train.steps=1", "model.wgan-gp.g_width=4", "model.wgan-gp.d_width=4", arch="wgan-gp"),
+        [Capture()],
+    )
+    assert set(seen) == {"wasserstein", "gp"} and seen["gp"] >= 0
+
+
+@pytest.fixture
+def nan_loss():
+    def fn(d_real, d_fake):
+        nan = d_real.mean() * float("nan")
+        return nan, d_fake.mean(), {}
+
+    LOSSES.register("test-nan", LossSpec(fn, 0.0))
+    yield "test-nan"
+    LOSSES.unregister("test-nan")
+
+
+def test_nan_guard_names_step_and_loss(tmp_path, nan_loss):
+    with pytest.raises(TrainingDiverged, match="generator step 1: train/d_loss = nan") as e:
+        _fit(_cfg(tmp_path, "train.steps=3", f"model.dummy.loss={nan_loss}"), [NaNGuard()])
+    assert (e.value.step, e.value.loss) == (1, "train/d_loss")
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Train 6 steps straight, or 3 + checkpoint + resume to 6: identical weights and optimiser states."""
+    full, _ = _fit(_cfg(tmp_path, "train.steps=6"))
+    path = tmp_path / "ck.pt"
+    _fit(_cfg(tmp_path, "train.steps=3"), [Checkpointer(path, 0)])
+    state = checkpoint.load(path)
+    assert state["step"] == 3 and state["arch"] == "dummy"
+    # a different global RNG state before resuming must not matter: the checkpoint restores it
+    torch.manual_seed(999)
+    resumed, result = _fit(_cfg(tmp_path, "train.steps=6"), resume=state)
+    assert result.steps == 6
+    for net in ("generator", "discriminator"):
+        for (k, a), b in zip(
+            getattr(full, net).state_dict().items(), getattr(resumed, net).state_dict().values(), strict=True
+        ):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"{net}.{k}")
+
+
+def test_resume_rejects_other_architecture(tmp_path):
+    path = tmp_path / "ck.pt"
+    _fit(_cfg(tmp_path, "train.steps=1"), [Checkpointer(path, 0)])
+    state = checkpoint.load(path)
+    state["arch"] = "dcgan"
+    with pytest.raises(CheckpointError, match="architecture 'dcgan', not 'dummy'"):
+        _fit(_cfg(tmp_path, "train.steps=2"), resume=state)
+
+
+def test_periodic_checkpoint_cadence(tmp_path):
+    saved = []
+    orig = Trainer.save_checkpoint
+
+    def spy(self, path):
+        saved.append(self.step)
+        return orig(self, path)
+
+    Trainer.save_checkpoint = spy
+    try:
+        _fit(_cfg(tmp_path, "train.steps=7"), [Checkpointer(tmp_path / "c.pt", 3)])
+    finally:
+        Trainer.save_checkpoint = orig
+    assert saved == [3, 6, 7]
+
+
+def test_checkpoint_is_atomic_and_loads_weights_only(tmp_path):
+    path = tmp_path / "c.pt"
+    checkpoint.save(path, {"step": 1, "w": torch.ones(2)})
+    checkpoint.save(path, {"step": 2, "w": torch.zeros(2)})
+    assert checkpoint.load(path)["step"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left behind
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoint.load(tmp_path / "missing.pt")
+    good = checkpoint.save(tmp_path / "good.pt", {"step": 1, "w": torch.ones(1000)})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        checkpoint.load(truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"model": torch.ones(1)}, foreign)
+    with pytest.raises(CheckpointError, match="not a ganbench checkpoint"):
+        checkpoint.load(foreign)
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps(Recorder()))  # arbitrary objects are refused by weights_only loading
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        checkpoint.load(evil)

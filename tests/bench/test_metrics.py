@@ -1,0 +1,148 @@
+import hashlib
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from bench import keys
+from bench.config import DataConfig, EvalConfig
+from bench.data import load, to_uint8
+from bench.metrics.discriminator import accuracy, roc_auc
+from bench.metrics.evaluate import fidelity, generate
+from bench.metrics.extractors import LENET_SHA256, LENET_WEIGHTS, FeatureExtractorLeNetMNIST
+from bench.metrics.lenet import LeNet
+from bench.metrics.train_lenet import accuracy as classifier_accuracy
+
+FID = keys.eval_key("lenet-mnist", keys.FID)
+IS = keys.eval_key("lenet-mnist", keys.IS_MEAN)
+
+
+def fid_reference(mu1, s1, mu2, s2) -> float:
+    """Fréchet distance (Heusel et al. 2017): |mu1-mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^½), scipy's sqrtm."""
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def _stats(f):
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+@pytest.fixture(scope="module")
+def mnist(mnist_root, tmp_path_factory):
+    wd = tmp_path_factory.mktemp("ws")
+    return wd, load(DataConfig(), "train", wd), load(DataConfig(), "test", wd)
+
+
+def test_shipped_weights_are_pinned():
+    assert hashlib.sha256(LENET_WEIGHTS.read_bytes()).hexdigest() == LENET_SHA256
+    assert LENET_WEIGHTS.stat().st_size < 2 * 2**20
+
+
+def test_shipped_classifier_accuracy(mnist):
+    _, _, test = mnist
+    model = LeNet()
+    model.load_state_dict(torch.load(LENET_WEIGHTS, weights_only=True))
+    assert classifier_accuracy(model, test.images, test.labels) >= 0.99
+
+
+def test_torch_fidelity_fid_matches_scipy_and_pytorch_fid():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(500, 16)), rng.normal(0.3, 1.5, size=(400, 16)) @ rng.normal(size=(16, 16))
+    (mu1, s1), (mu2, s2) = _stats(a), _stats(b)
+    ref = fid_reference(mu1, s1, mu2, s2)
+    ours = fid_statistics_to_metric({"mu": mu1, "sigma": s1}, {"mu": mu2, "sigma": s2}, False)[KEY_METRIC_FID]
+    assert ours == pytest.approx(ref, rel=1e-6)
+    assert calculate_frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-6)
+    same = fid_statistics_to_metric({"mu": mu1, "sigma": s1}, {"mu": mu1, "sigma": s1}, False)[KEY_METRIC_FID]
+    assert abs(same) < 1e-6
+
+
+def test_fid_pipeline_matches_reference_on_extracted_features(mnist):
+    """Our wiring (uint8 input, penultimate layer, whole reference split) gives the textbook number."""
+    wd, train, test = mnist
+    cfg = EvalConfig(n_samples=2000, kid_subset_size=500)
+    metrics, protocol = fidelity(train.images[:2000], test, cfg, wd)
+    ext = FeatureExtractorLeNetMNIST("x", ["penultimate"])
+    with torch.no_grad():
+        fa = ext(train.images[:2000])[0].double().numpy()
+        fb = torch.cat([ext(test.images[i : i + 2500])[0] for i in range(0, 10000, 2500)]).double().numpy()
+    assert metrics[FID] == pytest.approx(fid_reference(*_stats(fa), *_stats(fb)), rel=1e-4)
+    assert (protocol.n_samples, protocol.n_reference, protocol.reference) == (2000, 10000, "mnist/test")
+    assert protocol.extractor_sha256 == LENET_SHA256
+
+
+def test_fid_of_a_set_with_itself_is_zero(mnist):
+    wd, _, test = mnist
+    m, _ = fidelity(test.images, test, EvalConfig(batch_size=1000), wd)
+    assert abs(m[FID]) < 1e-6
+    assert m[IS] > 9.5  # the real test set: near the 10 of a perfect, confident classifier
+
+
+def test_metrics_do_not_depend_on_batch_size(mnist):
+    wd, train, test = mnist
+    images = train.images[:1000]
+    m1, _ = fidelity(images, test, EvalConfig(batch_size=100, n_samples=1000, kid_subset_size=500), wd)
+    m2, _ = fidelity(images, test, EvalConfig(batch_size=1000, n_samples=1000, kid_subset_size=500), wd)
+    assert m1.keys() == m2.keys()
+    for k in m1:
+        assert m1[k] == pytest.approx(m2[k], rel=1e-5), k
+
+
+def test_real_data_beats_noise(mnist):
+    wd, train, test = mnist
+    cfg = EvalConfig(n_samples=1000, kid_subset_size=500)
+    real, _ = fidelity(train.images[:1000], test, cfg, wd)
+    noise, _ = fidelity(torch.randint(0, 256, (1000, 1, 28, 28), dtype=torch.uint8), test, cfg, wd)
+    assert real[FID] * 50 < noise[FID]
+    assert real[IS] > 9 and noise[IS] < 2
+    assert real[keys.eval_key("lenet-mnist", keys.KID_MEAN)] < noise[keys.eval_key("lenet-mnist", keys.KID_MEAN)]
+
+
+def test_reference_statistics_are_cached_by_key(mnist):
+    wd, train, test = mnist
+    fidelity(train.images[:200], test, EvalConfig(n_samples=200, kid_subset_size=100), wd)
+    names = [p.name for p in (wd / "cache" / "torch-fidelity").rglob("*") if p.is_file()]
+    expected = f"mnist-test-lenet-mnist-{LENET_SHA256[:16]}-n10000"
+    assert names and all(expected in n for n in names)
+
+
+def test_extractor_rejects_wrong_input():
+    ext = FeatureExtractorLeNetMNIST("x", ["penultimate"])
+    with pytest.raises(ValueError, match=r"uint8 images \(N, 1, 28, 28\)"):
+        ext(torch.zeros(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="got torch.uint8"):
+        ext(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))
+
+
+def test_generate_is_seeded_and_leaves_global_rng_alone():
+    g = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh())
+    g.z_dim = 3
+    state = torch.get_rng_state()
+    a, b = (
+        generate(g, 10, 4, seed=5, device=torch.device("cpu")),
+        generate(g, 10, 7, seed=5, device=torch.device("cpu")),
+    )
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.testing.assert_close(a, b)  # batch size does not change the samples
+    assert not torch.equal(a, generate(g, 10, 4, seed=6, device=torch.device("cpu")))
+    assert to_uint8(a).dtype == torch.uint8
+
+
+def test_roc_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(1)
+    r, f = rng.normal(1, 1, 300).round(1), rng.normal(0, 1, 200).round(1)  # rounding makes ties
+    pairwise = ((r[:, None] > f[None, :]) + 0.5 * (r[:, None] == f[None, :])).mean()
+    assert roc_auc(r, f) == pytest.approx(pairwise, rel=1e-12)
+    assert roc_auc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert roc_auc(np.array([0.0]), np.array([1.0])) == 0.0
+
+
+def test_accuracy_at_threshold():
+    out = accuracy(np.array([1.0, 2.0, -1.0, 0.5]), np.array([-2.0, 0.0, 3.0]), threshold=0.0)
+    assert out[keys.D_ACC_REAL] == pytest.approx(3 / 4)
+    assert out[keys.D_ACC_FAKE] == pytest.approx(2 / 3)  # a score equal to the threshold counts as fake
+    assert out[keys.D_ACC] == pytest.approx(5 / 7)

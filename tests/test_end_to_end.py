@@ -1,0 +1,113 @@
+"""End to end on real MNIST with a tiny budget: the CLI, MLflow, evaluation and the report together."""
+
+import math
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from architectures import LOSSES
+from architectures.losses import LossSpec
+from bench import keys
+from bench.cli import app
+from bench.tracking import Tracker
+
+pytestmark = pytest.mark.slow
+runner = CliRunner()
+FOUR = ["vanilla", "dcgan", "wgan-gp", "sngan"]
+
+
+def _sets(fast_sets):
+    return [a for s in fast_sets for a in ("--set", s)]
+
+
+def test_compare_writes_report_and_four_finished_runs(fast_sets, workdir, mnist_root):
+    r = runner.invoke(app, ["compare", "--steps", "3", "--experiment", "e2e", "-q", *_sets(fast_sets)])
+    assert r.exit_code == 0, r.output
+    out = workdir / "reports" / "e2e"
+    report = (out / "report.md").read_text()
+    assert "| Architecture" in report and "Protocol: 200 generated samples vs 10000 mnist/test images" in report
+    table = pd.read_csv(out / "table.csv")
+    assert list(table["arch"]) == FOUR  # in the order of the comparison
+    metric_cols = [c for c in table.columns if c.endswith(" mean")]
+    assert {
+        f"{keys.eval_key('lenet-mnist', keys.FID)} mean",
+        f"{keys.D_ROC_AUC} mean",
+        f"{keys.MS_PER_STEP_P50} mean",
+    } <= set(metric_cols)
+    assert all(math.isfinite(v) for v in table[metric_cols].to_numpy().ravel())
+    assert (table["n_seeds"] == 1).all() and (table[f"{keys.G_STEPS} mean"] == 3).all()
+    tex = (out / "table.tex").read_text()
+    assert all(rule in tex for rule in (r"\toprule", r"\midrule", r"\bottomrule")) and "wgan-gp" in tex
+    for arch in FOUR:
+        assert (out / "figures" / f"samples-{arch}.png").stat().st_size > 0
+        assert (out / "figures" / f"samples-{arch}.pdf").stat().st_size > 0
+    assert (out / "figures" / "losses.png").exists() and (out / "figures" / "fid-vs-step.pdf").exists()
+
+    runs = Tracker(workdir).search_runs(["e2e"])
+    assert sorted(r["tags"][keys.TAG_ARCH] for r in runs) == sorted(FOUR)
+    assert {r["status"] for r in runs} == {"FINISHED"}
+    dcgan = next(r for r in runs if r["tags"][keys.TAG_ARCH] == "dcgan")
+    assert dcgan["params"]["model.lr_g"] == "0.0002" and dcgan["params"]["train.steps"] == "3"
+    assert dcgan["params"]["protocol.extractor_sha256"].startswith("4b832653")
+    assert 0 <= dcgan["metrics"][keys.D_ACC] <= 1
+    assert len(Tracker(workdir).metric_history(dcgan["run_id"], keys.D_LOSS)) == 3  # log_every=1
+
+    # `ganbench report` rebuilds the same table from MLflow alone
+    r2 = runner.invoke(
+        app, ["report", "--experiment", "e2e", "--workdir", str(workdir), "--out", str(workdir / "again")]
+    )
+    assert r2.exit_code == 0, r2.output
+    assert pd.read_csv(workdir / "again" / "table.csv").equals(table)
+
+
+def test_train_then_resume_continues_the_same_run(fast_sets, workdir, mnist_root):
+    r = runner.invoke(
+        app, ["train", "dcgan", "--steps", "2", "-q", *_sets(fast_sets), "--set", "model.dcgan.g_width=8"]
+    )
+    assert r.exit_code == 0, r.output
+    ckpt = next(workdir.glob("runs/mnist-compare/dcgan-seed0-*/checkpoint.pt"))
+    run_id = r.output.split("MLflow run: ")[1].strip()
+    r = runner.invoke(app, ["train", "dcgan", "--resume", str(ckpt), "--steps", "4", "-q"])
+    assert r.exit_code == 0, r.output
+    assert r.output.split("MLflow run: ")[1].strip() == run_id
+    (run,) = Tracker(workdir).search_runs(["mnist-compare"])
+    assert run["status"] == "FINISHED"
+    assert run["metrics"][keys.G_STEPS] == 4
+    assert run["params"]["model.g_width"] == "8"  # the checkpoint's config, not the defaults
+
+
+@pytest.fixture
+def nan_loss():
+    LOSSES.register("test-nan", LossSpec(lambda r, f: (r.mean() * float("nan"), f.mean(), {}), 0.0))
+    yield "test-nan"
+    LOSSES.unregister("test-nan")
+
+
+def test_a_diverging_run_is_failed_and_the_comparison_goes_on(fast_sets, workdir, mnist_root, nan_loss):
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            "dummy",
+            "vanilla",
+            "--steps",
+            "2",
+            "-q",
+            "--set",
+            f"model.dummy.loss={nan_loss}",
+            *_sets(fast_sets),
+        ],
+    )
+    assert r.exit_code == 1
+    assert (
+        "dummy seed 0: FAILED: TrainingDiverged: training diverged at generator step 1: train/d_loss = nan" in r.stderr
+    )
+    runs = {r["tags"][keys.TAG_ARCH]: r for r in Tracker(workdir).search_runs(["mnist-compare"])}
+    assert (
+        runs["dummy"]["status"] == "FAILED"
+        and "diverged at generator step 1" in runs["dummy"]["tags"][keys.TAG_FAILURE]
+    )
+    assert runs["vanilla"]["status"] == "FINISHED"
+    report = (workdir / "reports" / "mnist-compare" / "report.md").read_text()
+    assert "## Failed or unfinished runs" in report and "`dummy` seed 0: FAILED" in report
