@@ -41,24 +41,17 @@ class RunResult:
 
 
 def progress_bar():
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """A rich Progress whose rows fit 80 columns: run, bar, step/total, D/G losses, img/s, ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("[bold]{task.description:<16}"),
-        BarColumn(),
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(bar_width=12),
         MofNCompleteColumn(),
         TextColumn("{task.fields[losses]}"),
         TextColumn("{task.fields[speed]}"),
-        TimeElapsedColumn(),
         TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TimeRemainingColumn(compact=True),
     )
 
 

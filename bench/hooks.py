@@ -102,10 +102,10 @@ class ProgressHook(Hook):
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         fields = {}
         if out.step % 5 == 0 or out.step == trainer.total_steps:  # reading losses syncs a GPU
-            fields["losses"] = f"D {float(out.d_loss):.3f} G {float(out.g_loss):.3f}"
+            fields["losses"] = f"D {float(out.d_loss):.3g} G {float(out.g_loss):.3g}"
             ms = trainer.timer.last_ms()
             if ms:
-                fields["speed"] = f"{trainer.timer.images_per_step / ms * 1000:,.0f} img/s"
+                fields["speed"] = f"{trainer.timer.images_per_step / ms * 1000:.0f} img/s"
         self.progress.update(self.task, completed=out.step, **fields)
 
     def on_fit_end(self, trainer: Trainer) -> None:
