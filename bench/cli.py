@@ -37,6 +37,10 @@ StepsOpt = Annotated[int | None, typer.Option(help="Budget: generator steps (rep
 MinutesOpt = Annotated[float | None, typer.Option(help="Wall-clock cap per run, in minutes.")]
 ExperimentOpt = Annotated[str | None, typer.Option(help="MLflow experiment name [mnist-compare].")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+ExtractorOpt = Annotated[str | None, typer.Option(help="Primary feature extractor [lenet-mnist].")]
+InceptionWeightsOpt = Annotated[
+    str | None, typer.Option(help="Local Inception-v3 FID weights (torch-fidelity's .pth) for inception-v3-compat.")
+]
 
 
 def _errors(fn):
@@ -74,6 +78,8 @@ def _sets(
     epochs: float | None = None,
     steps: int | None = None,
     minutes: float | None = None,
+    extractor: str | None = None,
+    inception_weights: str | None = None,
 ) -> list[str]:
     """CLI options -> ``--set`` items (options win over --set, which wins over the file)."""
     out = list(sets or [])
@@ -87,6 +93,8 @@ def _sets(
         "data.root": data_root,
         "train.device": device,
         "train.minutes": minutes,
+        "eval.extractor": extractor,
+        "eval.inception_weights": inception_weights,
     }
     out += [f"{k}={_toml(v)}" for k, v in pairs.items() if v is not None]
     if epochs is not None:
@@ -110,6 +118,8 @@ def compare(
     workdir: WorkdirOpt = None,
     data_root: DataRootOpt = None,
     device: DeviceOpt = None,
+    extractor: ExtractorOpt = None,
+    inception_weights: InceptionWeightsOpt = None,
     report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
     quiet: QuietOpt = False,
 ) -> None:
@@ -132,6 +142,8 @@ def compare(
             epochs=epochs,
             steps=steps,
             minutes=minutes,
+            extractor=extractor,
+            inception_weights=inception_weights,
         ),
     )
 
@@ -167,6 +179,8 @@ def train(
     workdir: WorkdirOpt = None,
     data_root: DataRootOpt = None,
     device: DeviceOpt = None,
+    extractor: ExtractorOpt = None,
+    inception_weights: InceptionWeightsOpt = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue from this checkpoint (same config, same MLflow run).")
     ] = None,
@@ -189,6 +203,8 @@ def train(
         epochs=epochs,
         steps=steps,
         minutes=minutes,
+        extractor=extractor,
+        inception_weights=inception_weights,
     )
     base: dict[str, Any] | None = None
     if resume is not None:  # the checkpoint's config, then the command line on top
@@ -224,6 +240,66 @@ def report(
     build_report(list(experiment), out, workdir)
     typer.echo(tables.to_markdown(collect(list(experiment), workdir)))
     typer.echo(f"\nreport: {out}/report.md")
+
+
+@app.command("eval")
+@_errors
+def eval_(
+    source: Annotated[str | None, typer.Argument(help="An MLflow run id or a checkpoint file.")] = None,
+    real: Annotated[
+        bool, typer.Option("--real", help="Score the training split as samples: the real-data floor.")
+    ] = False,
+    experiment: ExperimentOpt = None,
+    n_samples: Annotated[int | None, typer.Option(help="Generated samples [10000].")] = None,
+    extractor: ExtractorOpt = None,
+    inception_weights: InceptionWeightsOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    workdir: Annotated[str, typer.Option(help="Workspace folder.")] = "ganbench-runs",
+    data_root: DataRootOpt = None,
+) -> None:
+    """Evaluate a run or checkpoint (logged back to its run), or with --real the real-data floor."""
+    from bench.config import load_compare_config
+    from bench.experiment import evaluate_checkpoint, floor
+
+    if real == (source is not None):
+        raise UserError("give either a RUN_ID/CHECKPOINT or --real")
+    sets = _sets(
+        set_, experiment=experiment, data_root=data_root, extractor=extractor, inception_weights=inception_weights
+    )
+    sets += [f"eval.n_samples={n_samples}"] if n_samples is not None else []
+    if real:
+        cc = load_compare_config(config, [*sets, f"workdir={_toml(workdir)}"])
+        result = floor(cc)
+        metrics, run_id = result.metrics, result.run_id
+    else:
+        if config is not None:
+            raise UserError("--config applies to --real; a checkpoint carries its own config (use --set eval.*)")
+        metrics, protocols, run_id = evaluate_checkpoint(source, sets, workdir)
+        for p in protocols:
+            typer.echo(f"protocol: {p.line()}")
+    for k, v in sorted(metrics.items()):
+        typer.echo(f"{k:32s} {v:.6g}")
+    typer.echo(f"logged to MLflow run {run_id}" if run_id else "not logged (the checkpoint's run is not in this store)")
+
+
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("metrics")
+@_errors
+def bench_metrics(
+    n_samples: Annotated[int, typer.Option(help="Samples to evaluate.")] = 10_000,
+    workdir: Annotated[str, typer.Option(help="Workspace folder (reference cache).")] = "ganbench-runs",
+    inception_weights: InceptionWeightsOpt = None,
+    data_root: DataRootOpt = None,
+) -> None:
+    """Time the evaluation of N samples (FID, IS, KID, precision/recall) per feature extractor."""
+    from bench.metrics.benchmark import run_metrics_benchmark
+
+    for line in run_metrics_benchmark(n_samples, workdir, inception_weights, data_root):
+        typer.echo(line)
 
 
 @app.command("list")

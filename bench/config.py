@@ -53,7 +53,9 @@ class TrainConfig:
     Cadence, in generator steps (None = automatic: about 10 points / 5 grids per run, 0 = off):
     ``log_every`` (MLflow metrics), ``sample_every`` (sample grid), ``eval_every`` (FID on
     ``eval.during_training_samples`` samples), ``checkpoint_every`` (also always at the end).
-    ``warmup_steps``: steps excluded from the timing statistics.
+    ``warmup_steps``: steps excluded from the timing statistics. ``keep_best``: keep the checkpoint with the
+    best FID curve value as ``best.pt`` and evaluate it instead of the last one (the "best FID over
+    checkpoints" protocol of Lucic et al. 2018; the run is tagged so).
     """
 
     steps: int | None = None
@@ -66,6 +68,7 @@ class TrainConfig:
     eval_every: int | None = None
     checkpoint_every: int = 500
     warmup_steps: int = 10
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -88,34 +91,46 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """End-of-run evaluation protocol.
+    """Evaluation protocol.
 
-    n_samples: generated samples (default 10 000, as Lucic et al. 2018); extractor: a registered feature
-    extractor; reference_split: the real split compared against (all of it); batch_size: samples per
-    forward pass; kid_subsets / kid_subset_size: KID estimator (Bińkowski et al. 2018; torch-fidelity's
-    defaults 100 x 1000); during_training_samples: samples for the FID curve during training; enabled:
-    False skips the end-of-run evaluation.
+    n_samples: generated samples (default 10 000, as Lucic et al. 2018); extractor: the primary feature
+    extractor (used for the FID curve during training and checkpoint selection); inception: also score with
+    ``inception-v3-compat`` at the end of each run: ``"on"``, ``"off"``, or ``"auto"`` (only on a GPU, where
+    10 000 Inception passes take seconds rather than many minutes); inception_weights: a local weights file;
+    reference_split / n_reference: the real images compared against (None = the whole split, else its first
+    n_reference images); batch_size: images per forward pass; kid_subsets / kid_subset_size: the KID
+    estimator (Bińkowski et al. 2018; torch-fidelity's 100 x 1000); prc_neighborhood: k of precision/recall
+    (Kynkäänniemi et al. 2019: 3); during_training_samples: samples for the FID curve; enabled: False skips
+    evaluation.
     """
 
     n_samples: int = 10_000
     extractor: str = "lenet-mnist"
+    inception: str = "auto"
+    inception_weights: str | None = None
     reference_split: str = "test"
+    n_reference: int | None = None
     batch_size: int = 500
     kid_subsets: int = 100
     kid_subset_size: int = 1000
+    prc_neighborhood: int = 3
     during_training_samples: int = 1000
     enabled: bool = True
 
     def __post_init__(self) -> None:
         _require(self.n_samples >= 2, "eval.n_samples", self.n_samples, ">= 2")
+        _require(self.inception in ("auto", "on", "off"), "eval.inception", self.inception, "'auto', 'on' or 'off'")
+        _require(self.n_reference is None or self.n_reference >= 2, "eval.n_reference", self.n_reference, ">= 2")
         _require(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
         _require(self.kid_subsets >= 1, "eval.kid_subsets", self.kid_subsets, ">= 1")
+        smallest = min(self.n_samples, self.n_reference or self.n_samples)
         _require(
-            2 <= self.kid_subset_size <= self.n_samples,
+            2 <= self.kid_subset_size <= smallest,
             "eval.kid_subset_size",
             self.kid_subset_size,
-            f"between 2 and eval.n_samples ({self.n_samples})",
+            f"between 2 and the smaller of eval.n_samples / eval.n_reference ({smallest})",
         )
+        _require(self.prc_neighborhood >= 1, "eval.prc_neighborhood", self.prc_neighborhood, ">= 1")
         _require(
             self.during_training_samples >= 2, "eval.during_training_samples", self.during_training_samples, ">= 2"
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,12 @@ import torch
 import bench
 from architectures import build_gan
 from bench import checkpoint, keys
-from bench.config import CompareConfig, RunConfig
+from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
 from bench.data import BatchSampler, ImageData, load
-from bench.errors import CheckpointError, UserError
+from bench.errors import CheckpointError, ConfigError, UserError
 from bench.harness import FitResult, fit, resolve_device, seed_everything, total_steps
 from bench.hooks import Checkpointer, Hook, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid, every
-from bench.metrics.evaluate import evaluate, training_fid
-from bench.metrics.extractors import check_extractor
+from bench.metrics.evaluate import Protocol, evaluate, plan_extractors, real_floor, reference_images, training_fid
 from bench.tracking import Tracker
 
 
@@ -55,15 +54,27 @@ def progress_bar():
     )
 
 
-def check(cfg: RunConfig) -> ImageData:
-    """Validate what a run needs before anything is written; returns the reference split.
+@dataclass
+class Prepared:
+    """What a run needs that is checked before anything is written."""
 
-    Raises UserError (unknown dataset or extractor, missing data) before any MLflow run starts.
-    """
+    reference: ImageData
+    extractors: dict[str, Path]  # {name: weights} used at the end of the run, primary first
+    unavailable: dict[str, str]  # {name: why not}
+
+
+def check(cfg: RunConfig, device: torch.device | None = None) -> Prepared:
+    """Validate a run before anything is written; raises UserError (unknown dataset or extractor, missing
+    data or weights, inconsistent options) before any MLflow run starts."""
+    device = device or resolve_device(cfg.train.device)
     reference = load(cfg.data, cfg.eval.reference_split, cfg.workdir)
-    if cfg.eval.enabled:
-        check_extractor(cfg.eval.extractor, reference.spec.image_shape)
-    return reference
+    if cfg.train.keep_best and not (cfg.eval.enabled and cfg.train.eval_every != 0):
+        raise ConfigError("train.keep_best needs the FID curve: eval.enabled = true and train.eval_every != 0")
+    if not cfg.eval.enabled:
+        return Prepared(reference, {}, {})
+    reference_images(reference, cfg.eval)  # n_reference fits the split
+    extractors, unavailable = plan_extractors(cfg.eval, reference.spec.image_shape, device)
+    return Prepared(reference, extractors, unavailable)
 
 
 def train(
@@ -90,12 +101,18 @@ def train(
     state = checkpoint.load(resume) if resume else None
     if state is not None and state.get("arch") != cfg.arch:
         raise CheckpointError(f"checkpoint {str(resume)!r} is for architecture {state.get('arch')!r}, not {cfg.arch!r}")
-    reference = check(cfg)
+    prep = check(cfg, device)
     data = load(cfg.data, "train", cfg.workdir, device)
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, data.spec.image_shape, data.spec.num_classes)
     sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed)
-    tags = {keys.TAG_ARCH: cfg.arch, keys.TAG_SEED: cfg.seed, keys.TAG_VERSION: bench.__version__}
+    tags = {
+        keys.TAG_ARCH: cfg.arch,
+        keys.TAG_SEED: cfg.seed,
+        keys.TAG_VERSION: bench.__version__,
+        keys.TAG_KIND: keys.KIND_RUN,
+        **{keys.TAG_UNAVAILABLE + k: v for k, v in prep.unavailable.items()},
+    }
     run_id = state.get("mlflow_run_id") if state else None
 
     with tracker.run(cfg.experiment, cfg.run_name, tags, run_id=run_id) as run:
@@ -107,9 +124,14 @@ def train(
         t = cfg.train
         hooks: list[Hook] = [NaNGuard(), MetricsLogger(run, t.log_every)]
         hooks.append(SampleGrid(ckpt_path.parent / "samples", every(t.sample_every, total, 5), run, seed=cfg.seed))
-        if cfg.eval.enabled:
-            fid_every = every(t.eval_every, total, 10)
-            hooks.append(PeriodicEval(training_fid(reference, cfg.eval, cfg.workdir, cfg.seed, device), fid_every, run))
+        curve = None
+        if cfg.eval.enabled and t.eval_every != 0:
+            fid = training_fid(
+                prep.reference, cfg.eval, cfg.workdir, cfg.seed, device, prep.extractors[cfg.eval.extractor]
+            )
+            best_path = ckpt_path.parent / "best.pt" if t.keep_best else None
+            curve = PeriodicEval(fid, every(t.eval_every, total, 10), run, best_path=best_path)
+            hooks.append(curve)
         hooks.append(Checkpointer(ckpt_path, t.checkpoint_every))
         if progress is not None:
             hooks.append(ProgressHook(progress, f"{cfg.arch} s{cfg.seed}"))
@@ -118,18 +140,101 @@ def train(
         result = fit(gan, sampler, cfg, device, hooks, resume=state, extra_state={"mlflow_run_id": run.run_id})
         run.set_tags({keys.TAG_DEVICE: result.timing.device, keys.TAG_PEAK_MEM_KIND: result.timing.peak_mem_kind})
         metrics = _fit_metrics(result)
+        if curve is not None and curve.best is not None:
+            metrics.update({keys.BEST_TRAIN_FID: curve.best[0], keys.BEST_STEP: curve.best[1]})
+        selection = "last checkpoint"
+        if t.keep_best and curve is not None and curve.best is not None:
+            best = checkpoint.load(ckpt_path.parent / "best.pt")
+            gan.generator.load_state_dict(best["generator"])
+            gan.discriminator.load_state_dict(best["discriminator"])
+            selection = (
+                f"best {keys.TRAIN_FID} over {curve.n_evals} evaluations: step {curve.best[1]} "
+                "(Lucic et al. 2018; selected on the evaluation reference, so optimistic)"
+            )
+            run.log_artifact(ckpt_path.parent / "best.pt", "checkpoint")
+        run.set_tags({keys.TAG_SELECTION: selection})
         if cfg.eval.enabled:
-            m, protocol = evaluate(gan, reference, cfg.eval, cfg.workdir, cfg.seed, device)
+            m, protocols = evaluate(gan, prep.reference, cfg.eval, cfg.workdir, cfg.seed, device, prep.extractors)
             metrics.update(m)
-            if state is None:
-                run.log_params(protocol.params())
-            run.set_tags({keys.TAG_PROTOCOL: protocol.line()})
+            for p in protocols:
+                run.set_tags(p.tags())
         run.log_metrics(metrics, result.steps)
         config_file = ckpt_path.parent / "config.json"
         config_file.write_text(_json(cfg.to_dict()))
         run.log_artifact(config_file)
         run.log_artifact(ckpt_path, "checkpoint")
     return RunResult(cfg.arch, cfg.seed, run.run_id, "FINISHED", metrics, ckpt_path)
+
+
+def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train") -> RunResult:
+    """Score ``eval.n_samples`` real images of ``split`` against the reference with the evaluation protocol
+    (the real-data floor: what a perfect generator reaches) and log it as a run tagged ``real-floor``."""
+    cfg = cc.run(cc.archs[0], cc.seeds[0])
+    if split == cfg.eval.reference_split:
+        raise ConfigError(f"the floor compares split {split!r} with the reference split; choose another split")
+    tracker = tracker or Tracker(cc.workdir)
+    device = resolve_device(cfg.train.device)
+    prep = check(replace(cfg, eval=replace(cfg.eval, enabled=True)), device)
+    real = load(cfg.data, split, cfg.workdir)
+    tags = {
+        keys.TAG_ARCH: keys.KIND_FLOOR,
+        keys.TAG_SEED: cfg.seed,
+        keys.TAG_KIND: keys.KIND_FLOOR,
+        keys.TAG_VERSION: bench.__version__,
+        **{keys.TAG_UNAVAILABLE + k: v for k, v in prep.unavailable.items()},
+    }
+    with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:
+        metrics, protocols = real_floor(real, prep.reference, cfg.eval, cc.workdir, cfg.seed, prep.extractors)
+        run.log_params({f"eval.{k}": v for k, v in flatten(cfg.to_dict()["eval"]).items()} | {"floor.split": split})
+        for p in protocols:
+            run.set_tags(p.tags())
+        run.log_metrics(metrics)
+    return RunResult(keys.KIND_FLOOR, cfg.seed, run.run_id, "FINISHED", metrics)
+
+
+def evaluate_checkpoint(
+    source: str, sets: list[str] | tuple[str, ...] = (), workdir: str = "ganbench-runs"
+) -> tuple[dict[str, float], list[Protocol], str | None]:
+    """Evaluate a checkpoint file, or the final checkpoint of an MLflow run id, with its stored config plus
+    ``sets`` (``eval.*`` overrides). Logs the metrics and protocol tags back to the run when the store has
+    it. Returns ``(metrics, protocols, run_id or None)``.
+
+    Raises CheckpointError if ``source`` is neither a checkpoint file nor a run with a checkpoint.
+    """
+    import tempfile
+
+    tracker = Tracker(workdir)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(source)
+        if not path.is_file():
+            found = (
+                tracker.download_artifact(source, "checkpoint/checkpoint.pt", tmp) if tracker.has_run(source) else None
+            )
+            if found is None:
+                raise CheckpointError(f"{source!r} is neither a checkpoint file nor an MLflow run with a checkpoint")
+            path = found
+        state = checkpoint.load(path)
+    c = dict(state["config"])
+    base = {k: c[k] for k in ("experiment", "data", "train", "eval")}
+    base.update(archs=[c["arch"]], seeds=[c["seed"]], model={c["arch"]: c["model"]}, workdir=workdir)
+    cfg = load_compare_config(None, sets, base=base).run(c["arch"], c["seed"])
+    cfg = replace(cfg, eval=replace(cfg.eval, enabled=True))
+    device = resolve_device(cfg.train.device)
+    prep = check(cfg, device)
+    gan = build_gan(cfg.arch, cfg.model, prep.reference.spec.image_shape, prep.reference.spec.num_classes)
+    gan.generator.load_state_dict(state["generator"])
+    gan.discriminator.load_state_dict(state["discriminator"])
+    gan.generator.to(device)
+    gan.discriminator.to(device)
+    metrics, protocols = evaluate(gan, prep.reference, cfg.eval, workdir, cfg.seed, device, prep.extractors)
+    run_id = state.get("mlflow_run_id")
+    if run_id and tracker.has_run(run_id):
+        run = tracker.attach(run_id)
+        run.log_metrics(metrics, int(state["step"]))
+        run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
+    else:
+        run_id = None
+    return metrics, protocols, run_id
 
 
 def _fit_metrics(r: FitResult) -> dict[str, float]:
@@ -170,7 +275,8 @@ def compare(
     """Train every architecture x seed of ``cc`` under the same budget, then write the report.
 
     Bad input raises UserError before the first run starts. A run that fails (diverges or raises) is
-    recorded FAILED and the comparison goes on; Ctrl-C ends the current run KILLED and stops.
+    recorded FAILED and the comparison goes on; Ctrl-C ends the current run KILLED and stops. With
+    evaluation on, the real-data floor (training images scored as samples) is added as a reference run.
     """
     runs = cc.runs()
     check(runs[0])
@@ -188,6 +294,8 @@ def compare(
             results.append(res)
             if on_run_end:
                 on_run_end(res)
+    if cc.eval.enabled:
+        results.append(floor(cc, tracker))
     report_dir = None
     if report:
         from reports.build import build_report

@@ -149,19 +149,39 @@ class SampleGrid(Hook):
 
 
 class PeriodicEval(Hook):
-    """Every ``every`` steps (and at the end), log ``evaluate(generator) -> {key: value}`` to the run."""
+    """Every ``every`` steps (and at the end), log ``evaluate(generator) -> {key: value}`` to the run.
 
-    def __init__(self, evaluate: Callable[[torch.nn.Module], dict[str, float]], every: int, run: RunLogger):
-        self.evaluate, self.every, self.run = evaluate, every, run
+    With ``best_path``, the checkpoint with the lowest ``key`` so far is kept there (written atomically);
+    ``best`` is ``(value, step)`` of the best evaluation and ``n_evals`` counts evaluations.
+    """
+
+    def __init__(
+        self,
+        evaluate: Callable[[torch.nn.Module], dict[str, float]],
+        every: int,
+        run: RunLogger,
+        key: str = keys.TRAIN_FID,
+        best_path: Path | None = None,
+    ):
+        self.evaluate, self.every, self.run, self.key, self.best_path = evaluate, every, run, key, best_path
+        self.best: tuple[float, int] | None = None
+        self.n_evals = 0
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         if self.every and (out.step % self.every == 0 or out.step == trainer.total_steps):
             was_training = trainer.gan.generator.training
             trainer.gan.generator.eval()
             try:
-                self.run.log_metrics(self.evaluate(trainer.gan.generator), out.step)
+                metrics = self.evaluate(trainer.gan.generator)
             finally:
                 trainer.gan.generator.train(was_training)
+            self.run.log_metrics(metrics, out.step)
+            self.n_evals += 1
+            value = metrics[self.key]
+            if math.isfinite(value) and (self.best is None or value < self.best[0]):
+                self.best = (value, out.step)
+                if self.best_path is not None:
+                    trainer.save_checkpoint(self.best_path)
 
 
 class Checkpointer(Hook):

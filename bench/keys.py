@@ -13,6 +13,7 @@ TRAIN_FID = "train/fid"  # FID on eval.during_training_samples samples with eval
 
 # end-of-run evaluation
 FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD = "fid", "is_mean", "is_std", "kid_mean", "kid_std"
+PRECISION, RECALL = "precision", "recall"
 D_ACC_REAL = "eval/d_acc_real"
 D_ACC_FAKE = "eval/d_acc_fake"
 D_ACC = "eval/d_acc"
@@ -35,7 +36,13 @@ TAG_DEVICE = "ganbench.device"
 TAG_VERSION = "ganbench.version"
 TAG_FAILURE = "ganbench.failure"
 TAG_PEAK_MEM_KIND = "ganbench.peak_mem_kind"
-TAG_PROTOCOL = "ganbench.protocol"
+TAG_PROTOCOL = "ganbench.protocol."  # + extractor: the protocol line of that extractor's numbers
+TAG_UNAVAILABLE = "ganbench.unavailable."  # + extractor: why it was not computed
+TAG_KIND = "ganbench.kind"  # "run" (a trained GAN) or "real-floor" (real train images scored as samples)
+TAG_SELECTION = "ganbench.checkpoint_selection"
+BEST_STEP = "selection/best_step"
+BEST_TRAIN_FID = "selection/best_train_fid"
+KIND_RUN, KIND_FLOOR = "run", "real-floor"
 
 
 def eval_key(extractor: str, metric: str) -> str:

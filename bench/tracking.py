@@ -132,6 +132,19 @@ class Tracker:
             raise
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
+    def has_run(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+            return True
+        except MlflowException:
+            return False
+
+    def attach(self, run_id: str) -> Run:
+        """An existing run, to log more metrics or tags to it without changing its status."""
+        return Run(self.client, run_id)
+
     def search_runs(self, experiments: Iterable[str]) -> list[dict[str, Any]]:
         """Every run of the named experiments as a dict: run_id, experiment, run_name, status, start_time,
         end_time (ms), params, metrics (latest values), tags. Raises UserError for an unknown experiment."""

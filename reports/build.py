@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bench
 from bench.errors import UserError
-from bench.tracking import Tracker
+from bench.tracking import Tracker, keys
 from reports import figures, tables
 from reports.collect import collect
 
@@ -43,27 +43,37 @@ def build_report(experiments: list[str], out_dir: str | os.PathLike[str], workdi
     losses = figures.loss_curves(df, tracker, fig_dir)
     fid_curve = figures.metric_vs_step(df, tracker, fig_dir)
 
-    protocols = sorted({p for p in df["protocol"].dropna() if p})
+    protocols = sorted({line for d in df["protocols"] if isinstance(d, dict) for line in d.values()})
+    unavailable = sorted({(n, why) for d in df["unavailable"] if isinstance(d, dict) for n, why in d.items()})
+    selections = sorted({s for s in df["selection"].dropna() if s and s != "last checkpoint"})
     devices = sorted({d for d in df["device"].dropna() if d})
     failed = df[df["status"] != "FINISHED"]
+    n_runs = int((df["kind"] == keys.KIND_RUN).sum())
     caption = "\n".join(
         [f"ganbench {bench.__version__}; experiment(s): {', '.join(experiments)}"]
         + [f"Protocol: {p}" for p in protocols]
+        + [f"Not computed: {n}: {why}" for n, why in unavailable]
         + [f"Device: {d}" for d in devices]
     )
 
     md = [f"# ganbench report: {', '.join(experiments)}", ""]
     md.append(
         f"Generated {_dt.datetime.now().isoformat(timespec='seconds')} by ganbench {bench.__version__}. "
-        f"Runs: {len(df) - len(failed)} finished, {len(failed)} failed or unfinished."
+        f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed or unfinished."
     )
-    md += [""] + [f"- Protocol: {p}" for p in protocols] + [f"- Device: {d}" for d in devices] + [""]
+    md += [""] + [f"- Protocol: {p}" for p in protocols]
+    md += [f"- Not computed (n/a): `{n}`: {why}" for n, why in unavailable]
+    md += [f"- Checkpoint selection: {s}" for s in selections]
+    md += [f"- Device: {d}" for d in devices] + [""]
     md += [tables.to_markdown(df), ""]
     md.append(
-        "Mean ± std over seeds (sample std); ↓ lower is better, ↑ higher is better. D accuracy: the trained "
-        "discriminator (eval mode) on held-out real images and as many fresh fakes, at its loss's natural "
-        "threshold; ROC-AUC is threshold-free. ms/step: one generator step with its n_critic discriminator "
-        "steps (median after warm-up); img/s: real images through the discriminator per second."
+        "Mean ± std over seeds (sample std); ↓ lower is better, ↑ higher is better. LeNet: the MNIST classifier "
+        "shipped with ganbench; Inception: the FID Inception-v3 of papers. Precision/recall: Kynkäänniemi et al. "
+        "2019 (k = 3). D accuracy: the trained discriminator (eval mode) on held-out real images and as many "
+        "fresh fakes, at its loss's natural threshold; ROC-AUC is threshold-free. ms/step: one generator step "
+        "with its n_critic discriminator steps (median after warm-up); img/s: real images through the "
+        f"discriminator per second. {tables.FLOOR_LABEL}: real training images scored as if generated, with the "
+        "same protocol (what a perfect generator reaches)."
     )
     if len(failed):
         md += ["", "## Failed or unfinished runs", ""]

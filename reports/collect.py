@@ -1,7 +1,9 @@
 """MLflow runs -> a pandas DataFrame, one row per run.
 
-Columns: ``run_id``, ``experiment``, ``arch``, ``seed``, ``status``, ``start_time`` (ms), ``failure``,
-``protocol``, then one column per metric key (latest value) and ``param:<name>`` per param. When an
+Columns: ``run_id``, ``experiment``, ``arch``, ``seed``, ``status``, ``start_time`` (ms), ``kind`` ("run" or
+"real-floor"), ``failure``, ``protocols`` / ``unavailable`` ({extractor: protocol line / reason}),
+``selection`` (which checkpoint was evaluated), ``device``, then one column per metric key (latest value)
+and ``param:<name>`` per param. When an
 (experiment, arch, seed) was run several times, only the latest run is kept (re-running a comparison
 supersedes the older run).
 """
@@ -13,6 +15,10 @@ import os
 import pandas as pd
 
 from bench.tracking import Tracker, keys
+
+
+def _prefixed(tags: dict[str, str], prefix: str) -> dict[str, str]:
+    return {k[len(prefix) :]: v for k, v in tags.items() if k.startswith(prefix)}
 
 
 def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only: bool = True) -> pd.DataFrame:
@@ -28,8 +34,11 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
             "seed": int(seed) if seed is not None and seed.lstrip("-").isdigit() else None,
             "status": r["status"],
             "start_time": r["start_time"],
+            "kind": tags.get(keys.TAG_KIND, keys.KIND_RUN),
             "failure": tags.get(keys.TAG_FAILURE, ""),
-            "protocol": tags.get(keys.TAG_PROTOCOL, ""),
+            "protocols": _prefixed(tags, keys.TAG_PROTOCOL),
+            "unavailable": _prefixed(tags, keys.TAG_UNAVAILABLE),
+            "selection": tags.get(keys.TAG_SELECTION, ""),
             "device": tags.get(keys.TAG_DEVICE, ""),
             **r["metrics"],
             **{f"param:{k}": v for k, v in r["params"].items()},
@@ -37,7 +46,7 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
-        return pd.DataFrame(columns=["run_id", "experiment", "arch", "seed", "status", "start_time", "failure"])
+        return pd.DataFrame(columns=["run_id", "experiment", "arch", "seed", "status", "start_time", "kind", "failure"])
     df = df.sort_values("start_time")
     if latest_only:
         df = df.drop_duplicates(["experiment", "arch", "seed"], keep="last")

@@ -39,7 +39,7 @@ def _save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
 def sample_grids(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> dict[str, Path]:
     """One figure per architecture from its run's ``samples/final.png``; returns ``{arch: png path}``."""
     out = {}
-    finished = df[df["status"] == "FINISHED"].sort_values("seed")
+    finished = df[(df["status"] == "FINISHED") & (df["kind"] == keys.KIND_RUN)].sort_values("seed")
     with tempfile.TemporaryDirectory() as tmp:
         for arch, runs in finished.groupby("arch"):
             run = runs.iloc[0]
@@ -57,7 +57,7 @@ def sample_grids(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> dict[str,
 def _curves(df: pd.DataFrame, tracker: Tracker, key: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``{arch: (steps, mean, std)}`` of metric ``key`` over the FINISHED runs' histories."""
     out = {}
-    for arch, runs in df[df["status"] == "FINISHED"].groupby("arch"):
+    for arch, runs in df[(df["status"] == "FINISHED") & (df["kind"] == keys.KIND_RUN)].groupby("arch"):
         series = []
         for run_id in runs["run_id"]:
             hist = tracker.metric_history(run_id, key)
@@ -84,7 +84,7 @@ def _plot_curves(ax: plt.Axes, curves: dict, col: dict, ylabel: str) -> None:
 
 
 def loss_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> Path | None:
-    col = colours(list(df["arch"].unique()))
+    col = colours(list(df.loc[df["kind"] == keys.KIND_RUN, "arch"].unique()))
     d, g = _curves(df, tracker, keys.D_LOSS), _curves(df, tracker, keys.G_LOSS)
     if not d and not g:
         return None
@@ -97,7 +97,7 @@ def loss_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> Path | Non
 
 
 def metric_vs_step(df: pd.DataFrame, tracker: Tracker, out_dir: Path, key: str = keys.TRAIN_FID) -> Path | None:
-    col = colours(list(df["arch"].unique()))
+    col = colours(list(df.loc[df["kind"] == keys.KIND_RUN, "arch"].unique()))
     curves = _curves(df, tracker, key)
     if not curves:
         return None

@@ -26,10 +26,18 @@ def test_compare_writes_report_and_four_finished_runs(fast_sets, workdir, mnist_
     assert r.exit_code == 0, r.output
     out = workdir / "reports" / "e2e"
     report = (out / "report.md").read_text()
-    assert "| Architecture" in report and "Protocol: 200 generated samples vs 10000 mnist/test images" in report
+    assert "| Architecture" in report
+    assert "Protocol: lenet-mnist (sha256 4b832653f182): 200 generated samples vs 10000 mnist/test images" in report
+    assert "Not computed (n/a): `inception-v3-compat`: unavailable offline" in report  # this machine is offline
+    assert "| FID (Inception) ↓" in report and "| real data (floor)" in report
     table = pd.read_csv(out / "table.csv")
-    assert list(table["arch"]) == FOUR  # in the order of the comparison
-    metric_cols = [c for c in table.columns if c.endswith(" mean")]
+    assert list(table["arch"]) == [*FOUR, "real-floor"]  # in the order of the comparison, then the floor
+    floor = table.set_index("arch").loc["real-floor"]
+    fid = f"{keys.eval_key('lenet-mnist', keys.FID)} mean"
+    assert floor[fid] * 10 < table.set_index("arch").loc[FOUR, fid].min()  # real data is far better
+    table = table[table["kind"] == "run"]
+    assert table[f"{keys.eval_key('inception-v3-compat', keys.FID)} mean"].isna().all()  # n/a, not invented
+    metric_cols = [c for c in table.columns if c.endswith(" mean") and "inception" not in c]
     assert {
         f"{keys.eval_key('lenet-mnist', keys.FID)} mean",
         f"{keys.D_ROC_AUC} mean",
@@ -45,11 +53,12 @@ def test_compare_writes_report_and_four_finished_runs(fast_sets, workdir, mnist_
     assert (out / "figures" / "losses.png").exists() and (out / "figures" / "fid-vs-step.pdf").exists()
 
     runs = Tracker(workdir).search_runs(["e2e"])
-    assert sorted(r["tags"][keys.TAG_ARCH] for r in runs) == sorted(FOUR)
+    assert sorted(r["tags"][keys.TAG_ARCH] for r in runs) == sorted([*FOUR, "real-floor"])
     assert {r["status"] for r in runs} == {"FINISHED"}
     dcgan = next(r for r in runs if r["tags"][keys.TAG_ARCH] == "dcgan")
     assert dcgan["params"]["model.lr_g"] == "0.0002" and dcgan["params"]["train.steps"] == "3"
-    assert dcgan["params"]["protocol.extractor_sha256"].startswith("4b832653")
+    assert dcgan["tags"]["protocol.lenet-mnist.extractor_sha256"].startswith("4b832653")
+    assert dcgan["tags"]["protocol.lenet-mnist.n_samples"] == "200"
     assert 0 <= dcgan["metrics"][keys.D_ACC] <= 1
     assert len(Tracker(workdir).metric_history(dcgan["run_id"], keys.D_LOSS)) == 3  # log_every=1
 
@@ -58,7 +67,8 @@ def test_compare_writes_report_and_four_finished_runs(fast_sets, workdir, mnist_
         app, ["report", "--experiment", "e2e", "--workdir", str(workdir), "--out", str(workdir / "again")]
     )
     assert r2.exit_code == 0, r2.output
-    assert pd.read_csv(workdir / "again" / "table.csv").equals(table)
+    again = pd.read_csv(workdir / "again" / "table.csv")
+    assert again[again["kind"] == "run"].equals(table)
 
 
 def test_train_then_resume_continues_the_same_run(fast_sets, workdir, mnist_root):
@@ -111,3 +121,60 @@ def test_a_diverging_run_is_failed_and_the_comparison_goes_on(fast_sets, workdir
     assert runs["vanilla"]["status"] == "FINISHED"
     report = (workdir / "reports" / "mnist-compare" / "report.md").read_text()
     assert "## Failed or unfinished runs" in report and "`dummy` seed 0: FAILED" in report
+
+
+def test_keep_best_then_eval_a_run_logs_back(fast_sets, workdir, mnist_root):
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "vanilla",
+            "--steps",
+            "6",
+            "-q",
+            *_sets(fast_sets),
+            "--set",
+            "train.keep_best=true",
+            "--set",
+            "train.eval_every=2",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    run_id = r.output.split("MLflow run: ")[1].strip()
+    (run,) = Tracker(workdir).search_runs(["mnist-compare"])
+    assert run["tags"][keys.TAG_SELECTION].startswith("best train/fid over 3 evaluations: step ")
+    assert run["metrics"][keys.BEST_STEP] in (2, 4, 6)
+    assert next(workdir.glob("runs/mnist-compare/vanilla-seed0-*/best.pt")).is_file()
+
+    r = runner.invoke(app, ["eval", run_id, "--n-samples", "300", "--workdir", str(workdir)])
+    assert r.exit_code == 0, r.output
+    assert "protocol: lenet-mnist (sha256 4b832653f182): 300 generated samples" in r.output
+    assert f"logged to MLflow run {run_id}" in r.output
+    (run,) = Tracker(workdir).search_runs(["mnist-compare"])
+    assert run["status"] == "FINISHED"  # re-evaluation does not reopen the run
+    assert run["tags"]["protocol.lenet-mnist.n_samples"] == "300"
+    fid = keys.eval_key("lenet-mnist", keys.FID)
+    assert len(Tracker(workdir).metric_history(run_id, fid)) == 2
+
+    r = runner.invoke(app, ["eval", "not-a-run-or-file", "--workdir", str(workdir)])
+    assert r.exit_code == 2 and "neither a checkpoint file nor an MLflow run" in r.stderr
+
+
+def test_eval_real_floor_command(workdir, mnist_root):
+    r = runner.invoke(app, ["eval", "--real", "--n-samples", "2000", "--workdir", str(workdir), "--experiment", "f"])
+    assert r.exit_code == 0, r.output
+    (run,) = Tracker(workdir).search_runs(["f"])
+    assert run["tags"][keys.TAG_KIND] == keys.KIND_FLOOR
+    m = run["metrics"]
+    assert m[keys.eval_key("lenet-mnist", keys.IS_MEAN)] > 9.5
+    assert 0 <= m[keys.eval_key("lenet-mnist", keys.FID)] < 20
+    assert 0.5 < m[keys.eval_key("lenet-mnist", keys.RECALL)] <= 1
+
+
+def test_bench_metrics_prints_figures(workdir, mnist_root):
+    r = runner.invoke(app, ["bench", "metrics", "--n-samples", "1000", "--workdir", str(workdir)])
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if line.startswith("lenet-mnist"))
+    cold, warm, rate = (float(x) for x in row.split()[2:5])
+    assert cold > 0 and warm > 0 and rate > 0
+    assert "inception-v3-compat    skipped: no GPU" in r.output or "inception-v3-compat" in r.output

@@ -1,6 +1,15 @@
-"""Metrics: feature extractors, FID / IS / KID through torch-fidelity, discriminator accuracy."""
+"""Metrics: feature extractors, FID / IS / KID / precision-recall through torch-fidelity, D accuracy."""
 
-from bench.metrics.evaluate import Protocol, evaluate, fidelity, generate, training_fid
+from bench.metrics.evaluate import Protocol, evaluate, fidelity, generate, plan_extractors, real_floor, training_fid
 from bench.metrics.extractors import EXTRACTORS
 
-__all__ = ["EXTRACTORS", "Protocol", "evaluate", "fidelity", "generate", "training_fid"]
+__all__ = [
+    "EXTRACTORS",
+    "Protocol",
+    "evaluate",
+    "fidelity",
+    "generate",
+    "plan_extractors",
+    "real_floor",
+    "training_fid",
+]

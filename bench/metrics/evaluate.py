@@ -1,19 +1,20 @@
-"""End-of-run evaluation: FID / IS / KID through ``torch_fidelity.calculate_metrics``, and the
-discriminator's real/fake accuracy.
+"""Evaluation: FID / IS / KID / precision-recall through ``torch_fidelity.calculate_metrics``, the
+discriminator's real/fake accuracy, and the real-data floor.
 
 Protocol (recorded with every number, see :class:`Protocol`): ``n_samples`` generated images (z from a
-generator seeded with the run seed) vs the whole reference split, the feature extractor and the sha256 of
-its weights. Generated images are quantised to uint8 by rounding (``bench.data.to_uint8``), like images
-saved to PNG. Reference features are cached by torch-fidelity under ``<workdir>/cache/torch-fidelity``,
-keyed by dataset, split, extractor, weights hash and size, so a changed key never reuses stale numbers.
+generator seeded with the run seed) vs the reference split (all of it, or its first ``n_reference``
+images), the feature extractor and the sha256 of its weights. Generated images are quantised to uint8 by
+rounding (``bench.data.to_uint8``), as images saved to PNG. Reference features are cached by torch-fidelity
+under ``<workdir>/cache/torch-fidelity`` with a name made of dataset, split, extractor, weights hash and
+reference size, so a changed key never reuses stale statistics.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch_fidelity
 from torch import nn
@@ -23,13 +24,31 @@ from architectures.registry import GAN
 from bench import keys
 from bench.config import EvalConfig
 from bench.data import ImageData, to_float, to_uint8
+from bench.errors import ConfigError
 from bench.metrics.discriminator import accuracy
-from bench.metrics.extractors import check_extractor
+from bench.metrics.extractors import (
+    INCEPTION_SHA256_PREFIX,
+    WeightsUnavailable,
+    check_extractor,
+    sha256_of,
+)
+
+INCEPTION = "inception-v3-compat"
+ALL_METRICS = ("fid", "isc", "kid", "prc")
+_NAMES = {
+    torch_fidelity.KEY_METRIC_FID: keys.FID,
+    torch_fidelity.KEY_METRIC_ISC_MEAN: keys.IS_MEAN,
+    torch_fidelity.KEY_METRIC_ISC_STD: keys.IS_STD,
+    torch_fidelity.KEY_METRIC_KID_MEAN: keys.KID_MEAN,
+    torch_fidelity.KEY_METRIC_KID_STD: keys.KID_STD,
+    torch_fidelity.KEY_METRIC_PRECISION: keys.PRECISION,
+    torch_fidelity.KEY_METRIC_RECALL: keys.RECALL,
+}
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a number was computed; logged as MLflow params ``protocol.*`` and printed in reports."""
+    """How one extractor's numbers were computed; stored as MLflow tags and printed in reports."""
 
     extractor: str
     extractor_sha256: str
@@ -39,13 +58,51 @@ class Protocol:
     seed: int
 
     def line(self) -> str:
+        note = ""
+        if self.extractor == INCEPTION and not self.extractor_sha256.startswith(INCEPTION_SHA256_PREFIX):
+            note = ", NOT the standard FID weights"
         return (
-            f"{self.n_samples} generated samples vs {self.n_reference} {self.reference} images; "
-            f"extractor {self.extractor} (sha256 {self.extractor_sha256[:12]}); sample seed {self.seed}"
+            f"{self.extractor} (sha256 {self.extractor_sha256[:12]}{note}): {self.n_samples} generated samples "
+            f"vs {self.n_reference} {self.reference} images; sample seed {self.seed}"
         )
 
-    def params(self) -> dict[str, object]:
-        return {f"protocol.{k}": v for k, v in asdict(self).items()}
+    def tags(self) -> dict[str, object]:
+        fields = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extractor"}
+        out: dict[str, object] = {f"protocol.{self.extractor}.{k}": v for k, v in fields.items()}
+        out[keys.TAG_PROTOCOL + self.extractor] = self.line()
+        return out
+
+
+def plan_extractors(cfg: EvalConfig, image_shape: tuple[int, int, int], device: torch.device):
+    """Which extractors the end-of-run evaluation uses.
+
+    Returns ``({name: weights path}, {name: why it is not used})``; the primary ``cfg.extractor`` always
+    comes first. Raises WeightsUnavailable when the primary extractor, or Inception with
+    ``eval.inception = "on"``, has no weights; ConfigError when an extractor cannot read the images.
+    """
+    use: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
+    primary = check_extractor(cfg.extractor, image_shape)
+    use[cfg.extractor] = primary.weights(cfg.inception_weights if cfg.extractor == INCEPTION else None, True)
+    if cfg.extractor == INCEPTION:
+        return use, skipped
+    spec = check_extractor(INCEPTION, image_shape)
+    if cfg.inception == "off":
+        skipped[INCEPTION] = "off (eval.inception = off)"
+    elif cfg.inception == "on":
+        use[INCEPTION] = spec.weights(cfg.inception_weights, True)
+    elif device.type == "cuda":
+        try:
+            use[INCEPTION] = spec.weights(cfg.inception_weights, True)
+        except WeightsUnavailable as e:
+            skipped[INCEPTION] = f"unavailable: {e}"
+    else:
+        try:
+            spec.weights(cfg.inception_weights, False)
+            skipped[INCEPTION] = "skipped on CPU (eval.inception = auto computes it on a GPU; set it to on to force)"
+        except WeightsUnavailable as e:
+            skipped[INCEPTION] = f"unavailable offline: {e}"
+    return use, skipped
 
 
 class _Images(torch.utils.data.Dataset):
@@ -59,6 +116,20 @@ class _Images(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.images[i]
+
+
+def reference_images(reference: ImageData, cfg: EvalConfig) -> torch.Tensor:
+    """The reference split, or its first ``cfg.n_reference`` images, on CPU.
+
+    Raises ConfigError if the split has fewer images than asked for.
+    """
+    n = cfg.n_reference or reference.images.shape[0]
+    if n > reference.images.shape[0]:
+        raise ConfigError(
+            f"eval.n_reference = {n} exceeds the {reference.images.shape[0]} images "
+            f"of {reference.name}/{reference.split}"
+        )
+    return reference.images[:n].cpu()
 
 
 @torch.no_grad()
@@ -84,54 +155,62 @@ def fidelity(
     reference: ImageData,
     cfg: EvalConfig,
     workdir: str | Path,
-    metrics: tuple[str, ...] = ("fid", "isc", "kid"),
+    metrics: tuple[str, ...] = ALL_METRICS,
     seed: int = 0,
+    extractor: str | None = None,
+    weights: Path | None = None,
 ) -> tuple[dict[str, float], Protocol]:
-    """FID / IS / KID of uint8 ``generated (N, C, H, W)`` against all of ``reference``.
+    """Metrics of uint8 ``generated (N, C, H, W)`` against the reference images.
 
-    Returns ``({eval/<extractor>/<metric>: value}, protocol)``. KID uses
-    ``min(cfg.kid_subset_size, N, len(reference))`` per subset.
+    Args:
+        metrics: any of ``fid``, ``isc``, ``kid``, ``prc`` (torch-fidelity's names).
+        extractor: default ``cfg.extractor``; weights: default the extractor's own (located, maybe downloaded).
+
+    Returns ``({eval/<extractor>/<metric>: value}, protocol)``.
+    Raises ConfigError if ``kid_subset_size`` exceeds either sample count.
     """
-    spec = check_extractor(cfg.extractor, tuple(generated.shape[1:]))
-    sha = spec.weights_sha256()
-    ref = reference.images.cpu()
-    n_ref = ref.shape[0]
-    cache_name = f"{reference.name}-{reference.split}-{cfg.extractor}-{sha[:16]}-n{n_ref}"
+    name = extractor or cfg.extractor
+    spec = check_extractor(name, tuple(generated.shape[1:]))
+    weights = weights or spec.weights(cfg.inception_weights if name == INCEPTION else None, True)
+    sha = sha256_of(weights)
+    ref = reference_images(reference, cfg)
+    n_gen, n_ref = generated.shape[0], ref.shape[0]
+    if "kid" in metrics and cfg.kid_subset_size > min(n_gen, n_ref):
+        raise ConfigError(
+            f"eval.kid_subset_size = {cfg.kid_subset_size} exceeds the sample counts ({n_gen} generated, "
+            f"{n_ref} reference); lower it or raise eval.n_samples / eval.n_reference"
+        )
+    cache_name = f"{reference.name}-{reference.split}-{name}-{sha[:16]}-n{n_ref}"
     out = torch_fidelity.calculate_metrics(
-        input1=_Images(generated),
-        input2=_Images(ref),
+        input1=_Images(spec.prepare(generated)),
+        input2=_Images(spec.prepare(ref)),
         input2_cache_name=cache_name,
         cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
         cache=True,
         cuda=torch.cuda.is_available() and reference.images.is_cuda,
         batch_size=cfg.batch_size,
         feature_extractor=spec.fidelity_name,
+        feature_extractor_weights_path=str(weights),
         isc="isc" in metrics,
         fid="fid" in metrics,
         kid="kid" in metrics,
+        prc="prc" in metrics,
         kid_subsets=cfg.kid_subsets,
-        kid_subset_size=min(cfg.kid_subset_size, generated.shape[0], n_ref),
+        kid_subset_size=cfg.kid_subset_size,
+        prc_neighborhood=cfg.prc_neighborhood,
         rng_seed=seed,
         save_cpu_ram=True,  # no DataLoader worker processes
         verbose=False,
     )
-    names = {
-        torch_fidelity.KEY_METRIC_FID: keys.FID,
-        torch_fidelity.KEY_METRIC_ISC_MEAN: keys.IS_MEAN,
-        torch_fidelity.KEY_METRIC_ISC_STD: keys.IS_STD,
-        torch_fidelity.KEY_METRIC_KID_MEAN: keys.KID_MEAN,
-        torch_fidelity.KEY_METRIC_KID_STD: keys.KID_STD,
-    }
-    result = {keys.eval_key(cfg.extractor, names[k]): float(v) for k, v in out.items() if k in names}
-    protocol = Protocol(cfg.extractor, sha, generated.shape[0], f"{reference.name}/{reference.split}", n_ref, seed)
-    return result, protocol
+    result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
+    return result, Protocol(name, sha, n_gen, f"{reference.name}/{reference.split}", n_ref, seed)
 
 
 @torch.no_grad()
 def discriminator_scores(
     discriminator: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device
-) -> np.ndarray:
-    """D's scores for float ``images (N, C, H, W)`` in ``[-1, 1]``, D in eval mode; ``(N,)`` float64."""
+) -> torch.Tensor:
+    """D's scores for float ``images (N, C, H, W)`` in ``[-1, 1]``, D in eval mode; ``(N,)`` float64 on CPU."""
     was_training = discriminator.training
     discriminator.eval()
     try:
@@ -140,34 +219,67 @@ def discriminator_scores(
                 discriminator(images[i : i + batch_size].to(device)).double().cpu()
                 for i in range(0, len(images), batch_size)
             ]
-        ).numpy()
+        )
     finally:
         discriminator.train(was_training)
 
 
 def evaluate(
-    gan: GAN, reference: ImageData, cfg: EvalConfig, workdir: str | Path, seed: int, device: torch.device
-) -> tuple[dict[str, float], Protocol]:
-    """All end-of-run metrics of a trained GAN.
+    gan: GAN,
+    reference: ImageData,
+    cfg: EvalConfig,
+    workdir: str | Path,
+    seed: int,
+    device: torch.device,
+    extractors: dict[str, Path],
+) -> tuple[dict[str, float], list[Protocol]]:
+    """All end-of-run metrics of a trained GAN, for each extractor in ``extractors`` ({name: weights}).
 
-    Fidelity metrics on ``cfg.n_samples`` fresh samples; the discriminator is scored (eval mode) on the
+    Fidelity metrics on ``cfg.n_samples`` fresh samples; the discriminator (eval mode) is scored on the
     first ``min(n_samples, len(reference))`` reference images and as many of the same fresh fakes.
     """
     fakes = generate(gan.generator, cfg.n_samples, cfg.batch_size, seed, device)
-    metrics, protocol = fidelity(to_uint8(fakes), reference, cfg, workdir, seed=seed)
+    fakes_u8 = to_uint8(fakes)
+    metrics: dict[str, float] = {}
+    protocols = []
+    for name, weights in extractors.items():
+        m, p = fidelity(fakes_u8, reference, cfg, workdir, seed=seed, extractor=name, weights=weights)
+        metrics.update(m)
+        protocols.append(p)
     n = min(cfg.n_samples, reference.images.shape[0])
     s_real = discriminator_scores(gan.discriminator, to_float(reference.images[:n]), cfg.batch_size, device)
     s_fake = discriminator_scores(gan.discriminator, fakes[:n], cfg.batch_size, device)
-    metrics.update(accuracy(s_real, s_fake, LOSSES.get(gan.loss_name).threshold))
-    return metrics, protocol
+    metrics.update(accuracy(s_real.numpy(), s_fake.numpy(), LOSSES.get(gan.loss_name).threshold))
+    return metrics, protocols
 
 
-def training_fid(reference: ImageData, cfg: EvalConfig, workdir: str | Path, seed: int, device: torch.device):
+def real_floor(
+    real: ImageData, reference: ImageData, cfg: EvalConfig, workdir: str | Path, seed: int, extractors: dict[str, Path]
+) -> tuple[dict[str, float], list[Protocol]]:
+    """The real-data floor: ``cfg.n_samples`` images of ``real`` (a seeded random subset, e.g. the training
+    split) scored as if generated, with the same protocol: what a perfect generator would reach."""
+    n = cfg.n_samples
+    if n > real.images.shape[0]:
+        raise ConfigError(f"eval.n_samples = {n} exceeds the {real.images.shape[0]} images of {real.name}/{real.split}")
+    idx = torch.randperm(real.images.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+    images = real.images.cpu()[idx]
+    metrics: dict[str, float] = {}
+    protocols = []
+    for name, weights in extractors.items():
+        m, p = fidelity(images, reference, cfg, workdir, seed=seed, extractor=name, weights=weights)
+        metrics.update(m)
+        protocols.append(p)
+    return metrics, protocols
+
+
+def training_fid(
+    reference: ImageData, cfg: EvalConfig, workdir: str | Path, seed: int, device: torch.device, weights: Path
+) -> Callable[[nn.Module], dict[str, float]]:
     """A callable ``G -> {train/fid: value}`` on ``cfg.during_training_samples`` samples (for the curve)."""
 
     def fn(generator: nn.Module) -> dict[str, float]:
         fakes = generate(generator, cfg.during_training_samples, cfg.batch_size, seed, device)
-        m, _ = fidelity(to_uint8(fakes), reference, cfg, workdir, metrics=("fid",), seed=seed)
+        m, _ = fidelity(to_uint8(fakes), reference, cfg, workdir, metrics=("fid",), seed=seed, weights=weights)
         return {keys.TRAIN_FID: m[keys.eval_key(cfg.extractor, keys.FID)]}
 
     return fn

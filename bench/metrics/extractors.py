@@ -1,14 +1,20 @@
-"""Feature extractors for FID / IS / KID, registered with ganbench and with torch-fidelity.
+"""Feature extractors for FID / IS / KID / precision-recall, registered with ganbench and torch-fidelity.
 
-``lenet-mnist`` (default, offline): the project's MNIST classifier (``bench.metrics.lenet``), its weights
-shipped in the package and pinned by sha256 so that numbers are comparable between users. FID and KID use
-its 128-d penultimate features; IS uses its logits (softmax inside torch-fidelity).
+- ``lenet-mnist`` (default, offline): the project's MNIST classifier (``bench.metrics.lenet``), its weights
+  shipped in the package and pinned by sha256 so that numbers are comparable between users. FID, KID and
+  precision/recall use its 128-d penultimate features; IS uses its logits (softmax inside torch-fidelity).
+- ``inception-v3-compat``: torch-fidelity's port of the TensorFlow FID Inception-v3, the features that
+  papers report (FID/KID/PRC on the 2048-d pool features, IS on the logits). Greyscale images are repeated
+  to 3 channels (uint8, already rounded); the resize to 299x299 is torch-fidelity's own. Weights:
+  ``eval.inception_weights`` / ``--inception-weights``, else torch hub's cache, else torch-fidelity's
+  download; offline without the file a :class:`WeightsUnavailable` error names the file and where to put it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,34 +22,43 @@ from pathlib import Path
 import torch
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
 from architectures.registry import Registry
-from bench.errors import ConfigError
+from bench.errors import ConfigError, UserError
 from bench.metrics.lenet import LeNet
 
 LENET_WEIGHTS = Path(__file__).parent / "weights" / "lenet-mnist.pt"
 LENET_SHA256 = "4b832653f1828778061bb80d9ab31b0639bdf5960471a63bfc7c98dd18e2593e"
+INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[-1]  # weights-inception-2015-12-05-6726825d.pth
+INCEPTION_SHA256_PREFIX = "6726825d"  # torch hub names files by their sha256 prefix
+
+
+class WeightsUnavailable(UserError):
+    """A feature extractor's weights cannot be found or downloaded."""
 
 
 @lru_cache(maxsize=16)
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class FeatureExtractorLeNetMNIST(FeatureExtractorBase):
     """torch-fidelity extractor over :class:`LeNet`.
 
     Input: uint8 ``(N, 1, 28, 28)`` in ``[0, 255]``. Features: ``"penultimate"`` ``(N, 128)`` float32,
-    ``"logits"`` ``(N, 10)`` float32. Raises ValueError (torch-fidelity's convention) for other inputs or
-    a weights file whose sha256 is not the pinned one (unless ``feature_extractor_weights_path`` is given).
+    ``"logits"`` ``(N, 10)`` float32. Raises ValueError (torch-fidelity's convention) for other inputs, or
+    when the packaged weights file does not have the pinned sha256.
     """
 
-    def __init__(
-        self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kwargs
-    ):
+    def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kw):
         super().__init__(name, features_list)
         path = Path(feature_extractor_weights_path or LENET_WEIGHTS)
-        if feature_extractor_weights_path is None and sha256_of(path) != LENET_SHA256:
+        if path.resolve() == LENET_WEIGHTS.resolve() and sha256_of(path) != LENET_SHA256:
             raise ValueError(f"{path} has sha256 {sha256_of(path)}, expected {LENET_SHA256}; reinstall ganbench")
         self.model = LeNet()
         self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -74,17 +89,59 @@ class FeatureExtractorLeNetMNIST(FeatureExtractorBase):
         return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
 
 
+def _lenet_weights(path: str | None, download: bool) -> Path:
+    return LENET_WEIGHTS
+
+
+def inception_cache_path() -> Path:
+    """Where torch-fidelity's download lands: ``<torch hub dir>/checkpoints/<file>``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+
+
+def _inception_weights(path: str | None, download: bool) -> Path:
+    """An explicit file, else the torch hub cache, else (if ``download``) torch-fidelity's download.
+
+    Raises WeightsUnavailable naming the file and where to put it.
+    """
+    if path:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise WeightsUnavailable(f"--inception-weights / eval.inception_weights = {path!r} is not a file")
+        return p
+    cached = inception_cache_path()
+    if cached.is_file():
+        return cached
+    hint = f"place {INCEPTION_FILE} (from {URL_INCEPTION_V3}) in {cached.parent}/ or pass --inception-weights PATH"
+    if not download:
+        raise WeightsUnavailable(f"Inception weights not found at {cached}; {hint}")
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(URL_INCEPTION_V3, str(cached), progress=False)
+    except Exception as e:  # offline: URLError / OSError / HTTPError
+        raise WeightsUnavailable(f"Inception weights cannot be downloaded ({type(e).__name__}); {hint}") from None
+    return cached
+
+
 @dataclass(frozen=True)
 class ExtractorSpec:
-    """A ganbench feature extractor: the torch-fidelity name, the image shape it accepts, its weights."""
+    """A ganbench feature extractor.
+
+    fidelity_name: its name in torch-fidelity's registry; label: short name for table headers;
+    image_shape: the exact ``(C, H, W)`` it reads, or None for any size (channels: 1 or 3);
+    weights(path, download) -> Path: locate the weights (raises WeightsUnavailable).
+    """
 
     fidelity_name: str
-    image_shape: tuple[int, int, int]
-    weights: Path
+    label: str
+    image_shape: tuple[int, int, int] | None
+    weights: Callable[[str | None, bool], Path]
     summary: str = ""
 
-    def weights_sha256(self) -> str:
-        return sha256_of(self.weights)
+    def prepare(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(N, C, H, W)`` as the extractor reads it (greyscale repeated to RGB where needed)."""
+        if self.image_shape is None and images.shape[1] == 1:
+            return images.expand(-1, 3, -1, -1)
+        return images
 
 
 EXTRACTORS: Registry[ExtractorSpec] = Registry("feature extractor", ExtractorSpec)
@@ -92,10 +149,20 @@ EXTRACTORS.register(
     "lenet-mnist",
     ExtractorSpec(
         "ganbench-lenet-mnist",
+        "LeNet",
         (1, 28, 28),
-        LENET_WEIGHTS,
-        "MNIST classifier shipped with ganbench (99.35 % test accuracy, test-set IS 9.85); "
-        "FID on its 128-d penultimate features",
+        _lenet_weights,
+        "MNIST classifier shipped with ganbench (99.35 % test accuracy, test-set IS 9.85); offline default",
+    ),
+)
+EXTRACTORS.register(
+    "inception-v3-compat",
+    ExtractorSpec(
+        "inception-v3-compat",
+        "Inception",
+        None,
+        _inception_weights,
+        "torch-fidelity's TF-compatible Inception-v3 (the FID of papers); weights downloaded or --inception-weights",
     ),
 )
 if "ganbench-lenet-mnist" not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
@@ -105,8 +172,9 @@ if "ganbench-lenet-mnist" not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGI
 def check_extractor(name: str, image_shape: tuple[int, int, int]) -> ExtractorSpec:
     """The registered extractor ``name``; raises ConfigError if it cannot read images of ``image_shape``."""
     spec = EXTRACTORS.get(name)
-    if tuple(image_shape) != spec.image_shape:
+    shape = tuple(image_shape)
+    if (spec.image_shape is not None and shape != spec.image_shape) or shape[0] not in (1, 3):
         raise ConfigError(
-            f"eval.extractor = {name!r} reads images of shape {spec.image_shape}, the dataset has {tuple(image_shape)}"
+            f"eval.extractor = {name!r} reads images of shape {spec.image_shape}, the dataset has {shape}"
         )
     return spec
