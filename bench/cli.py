@@ -189,13 +189,11 @@ def train(
     """Train and evaluate one architecture with one seed (one MLflow run)."""
     from bench import checkpoint
     from bench.config import load_compare_config
-    from bench.experiment import progress_bar
+    from bench.experiment import config_from_checkpoint, progress_bar
     from bench.experiment import train as run_train
 
     sets = _sets(
         set_,
-        archs=[arch],
-        seeds=[seed],
         experiment=experiment,
         workdir=workdir,
         data_root=data_root,
@@ -206,14 +204,14 @@ def train(
         extractor=extractor,
         inception_weights=inception_weights,
     )
-    base: dict[str, Any] | None = None
-    if resume is not None:  # the checkpoint's config, then the command line on top
-        state = checkpoint.load(resume)
-        c = dict(state["config"])
-        base = {k: c[k] for k in ("experiment", "workdir", "data", "train", "eval")}
-        base.update(archs=[c["arch"]], seeds=[c["seed"]], model={c["arch"]: c["model"]})
-    cc = load_compare_config(config, sets, base=base)
-    cfg = cc.run(cc.archs[0], cc.seeds[0])
+    if resume is None:
+        cfg = load_compare_config(config, [*sets, *_sets(None, archs=[arch], seeds=[seed])]).run(arch, seed)
+    else:  # the checkpoint's config, then the command line on top
+        if config is not None:
+            raise UserError("--config cannot be combined with --resume: the checkpoint carries its config")
+        cfg = config_from_checkpoint(checkpoint.load(resume), sets)
+        if cfg.arch != arch:
+            raise UserError(f"checkpoint {str(resume)!r} is for architecture {cfg.arch!r}, not {arch!r}")
     if quiet:
         result = run_train(cfg, resume=resume)
     else:

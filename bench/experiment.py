@@ -7,6 +7,7 @@ under the same budget, then the report).
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -192,6 +193,14 @@ def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train
     return RunResult(keys.KIND_FLOOR, cfg.seed, run.run_id, "FINISHED", metrics)
 
 
+def config_from_checkpoint(state: dict[str, Any], sets: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """The RunConfig stored in a checkpoint, with ``sets`` (``"a.b=value"``) applied on top and validated."""
+    c = dict(state["config"])
+    base = {k: c[k] for k in ("experiment", "workdir", "data", "train", "eval")}
+    base.update(archs=[c["arch"]], seeds=[c["seed"]], model={c["arch"]: c["model"]})
+    return load_compare_config(None, sets, base=base).run(c["arch"], c["seed"])
+
+
 def evaluate_checkpoint(
     source: str, sets: list[str] | tuple[str, ...] = (), workdir: str = "ganbench-runs"
 ) -> tuple[dict[str, float], list[Protocol], str | None]:
@@ -201,8 +210,6 @@ def evaluate_checkpoint(
 
     Raises CheckpointError if ``source`` is neither a checkpoint file nor a run with a checkpoint.
     """
-    import tempfile
-
     tracker = Tracker(workdir)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(source)
@@ -214,10 +221,7 @@ def evaluate_checkpoint(
                 raise CheckpointError(f"{source!r} is neither a checkpoint file nor an MLflow run with a checkpoint")
             path = found
         state = checkpoint.load(path)
-    c = dict(state["config"])
-    base = {k: c[k] for k in ("experiment", "data", "train", "eval")}
-    base.update(archs=[c["arch"]], seeds=[c["seed"]], model={c["arch"]: c["model"]}, workdir=workdir)
-    cfg = load_compare_config(None, sets, base=base).run(c["arch"], c["seed"])
+    cfg = config_from_checkpoint(state, [*sets, f'workdir="{Path(workdir).as_posix()}"'])
     cfg = replace(cfg, eval=replace(cfg.eval, enabled=True))
     device = resolve_device(cfg.train.device)
     prep = check(cfg, device)

@@ -206,6 +206,24 @@ def fidelity(
     return result, Protocol(name, sha, n_gen, f"{reference.name}/{reference.split}", n_ref, seed)
 
 
+def fidelity_all(
+    images: torch.Tensor,
+    reference: ImageData,
+    cfg: EvalConfig,
+    workdir: str | Path,
+    seed: int,
+    extractors: dict[str, Path],
+) -> tuple[dict[str, float], list[Protocol]]:
+    """:func:`fidelity` of uint8 ``images`` for every extractor in ``extractors`` ({name: weights})."""
+    metrics: dict[str, float] = {}
+    protocols = []
+    for name, weights in extractors.items():
+        m, p = fidelity(images, reference, cfg, workdir, seed=seed, extractor=name, weights=weights)
+        metrics.update(m)
+        protocols.append(p)
+    return metrics, protocols
+
+
 @torch.no_grad()
 def discriminator_scores(
     discriminator: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device
@@ -239,13 +257,7 @@ def evaluate(
     first ``min(n_samples, len(reference))`` reference images and as many of the same fresh fakes.
     """
     fakes = generate(gan.generator, cfg.n_samples, cfg.batch_size, seed, device)
-    fakes_u8 = to_uint8(fakes)
-    metrics: dict[str, float] = {}
-    protocols = []
-    for name, weights in extractors.items():
-        m, p = fidelity(fakes_u8, reference, cfg, workdir, seed=seed, extractor=name, weights=weights)
-        metrics.update(m)
-        protocols.append(p)
+    metrics, protocols = fidelity_all(to_uint8(fakes), reference, cfg, workdir, seed, extractors)
     n = min(cfg.n_samples, reference.images.shape[0])
     s_real = discriminator_scores(gan.discriminator, to_float(reference.images[:n]), cfg.batch_size, device)
     s_fake = discriminator_scores(gan.discriminator, fakes[:n], cfg.batch_size, device)
@@ -262,14 +274,7 @@ def real_floor(
     if n > real.images.shape[0]:
         raise ConfigError(f"eval.n_samples = {n} exceeds the {real.images.shape[0]} images of {real.name}/{real.split}")
     idx = torch.randperm(real.images.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
-    images = real.images.cpu()[idx]
-    metrics: dict[str, float] = {}
-    protocols = []
-    for name, weights in extractors.items():
-        m, p = fidelity(images, reference, cfg, workdir, seed=seed, extractor=name, weights=weights)
-        metrics.update(m)
-        protocols.append(p)
-    return metrics, protocols
+    return fidelity_all(real.images.cpu()[idx], reference, cfg, workdir, seed, extractors)
 
 
 def training_fid(

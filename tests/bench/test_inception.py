@@ -96,3 +96,25 @@ def test_cli_reports_missing_weights_as_one_line(offline, workdir):
     assert r.exit_code == 2
     assert r.stderr.startswith("error: Inception weights cannot be downloaded (OSError); place ")
     assert not (workdir / "mlflow.db").exists()  # failed before any run
+
+
+def test_eval_command_with_inception_weights_option(random_inception, workdir, mnist_root):
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from bench.tracking import Tracker
+
+    runner = CliRunner()
+    small = ["--set", "eval.n_samples=24", "--set", "eval.n_reference=24", "--set", "eval.kid_subset_size=12"]
+    r = runner.invoke(
+        app, ["train", "dummy", "--steps", "2", "-q", "--workdir", str(workdir), "--set", "eval.enabled=false"]
+    )
+    assert r.exit_code == 0, r.output
+    ckpt = next(workdir.glob("runs/mnist-compare/dummy-seed0-*/checkpoint.pt"))
+    args = ["eval", str(ckpt), "--extractor", INCEPTION, "--inception-weights", random_inception, *small]
+    r = runner.invoke(app, [*args, "--workdir", str(workdir)])
+    assert r.exit_code == 0, r.output
+    assert "protocol: inception-v3-compat (sha256" in r.output and "NOT the standard FID weights" in r.output
+    (run,) = Tracker(workdir).search_runs(["mnist-compare"])
+    assert run["metrics"][keys.eval_key(INCEPTION, keys.FID)] > 0
+    assert run["tags"][f"protocol.{INCEPTION}.n_reference"] == "24"
