@@ -227,17 +227,22 @@ def train(
 def report(
     experiment: Annotated[list[str], typer.Option(help="MLflow experiment(s) to report (repeatable).")],
     out: Annotated[Path | None, typer.Option(help="Output folder [<workdir>/reports/<experiment>].")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Primary metric for tests and figures: fid, is_mean, ... or a full key [fid].")
+    ] = None,
+    format_: Annotated[str, typer.Option("--format", help="Comma-separated: md, tex, csv, html.")] = "md,tex,csv,html",
     workdir: Annotated[str, typer.Option(help="Workspace folder.")] = "ganbench-runs",
 ) -> None:
-    """Write report.md, table.csv, table.tex and figures from MLflow runs (never retrains)."""
+    """Write the report (tables, statistics over seeds, figures, report.html) from MLflow; never retrains."""
     from reports import tables
     from reports.build import build_report
     from reports.collect import collect
 
     out = out or Path(workdir) / "reports" / "+".join(experiment)
-    build_report(list(experiment), out, workdir)
+    formats = tuple(f.strip() for f in format_.split(",") if f.strip())
+    build_report(list(experiment), out, workdir, metric=metric, formats=formats)
     typer.echo(tables.to_markdown(collect(list(experiment), workdir)))
-    typer.echo(f"\nreport: {out}/report.md")
+    typer.echo(f"\nreport: {out}")
 
 
 @app.command("eval")

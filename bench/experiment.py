@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 
-import bench
 from architectures import build_gan
 from bench import checkpoint, keys
 from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
@@ -23,7 +22,8 @@ from bench.data import BatchSampler, ImageData, load
 from bench.errors import CheckpointError, ConfigError, UserError
 from bench.harness import FitResult, fit, resolve_device, seed_everything, total_steps
 from bench.hooks import Checkpointer, Hook, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid, every
-from bench.metrics.evaluate import Protocol, evaluate, plan_extractors, real_floor, reference_images, training_fid
+from bench.metrics.evaluate import Protocol, evaluate, plan_extractors, real_floor, reference_images, training_metrics
+from bench.provenance import provenance_tags
 from bench.tracking import Tracker
 
 
@@ -110,8 +110,8 @@ def train(
     tags = {
         keys.TAG_ARCH: cfg.arch,
         keys.TAG_SEED: cfg.seed,
-        keys.TAG_VERSION: bench.__version__,
         keys.TAG_KIND: keys.KIND_RUN,
+        **provenance_tags(),
         **{keys.TAG_UNAVAILABLE + k: v for k, v in prep.unavailable.items()},
     }
     run_id = state.get("mlflow_run_id") if state else None
@@ -127,7 +127,7 @@ def train(
         hooks.append(SampleGrid(ckpt_path.parent / "samples", every(t.sample_every, total, 5), run, seed=cfg.seed))
         curve = None
         if cfg.eval.enabled and t.eval_every != 0:
-            fid = training_fid(
+            fid = training_metrics(
                 prep.reference, cfg.eval, cfg.workdir, cfg.seed, device, prep.extractors[cfg.eval.extractor]
             )
             best_path = ckpt_path.parent / "best.pt" if t.keep_best else None
@@ -181,7 +181,7 @@ def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train
         keys.TAG_ARCH: keys.KIND_FLOOR,
         keys.TAG_SEED: cfg.seed,
         keys.TAG_KIND: keys.KIND_FLOOR,
-        keys.TAG_VERSION: bench.__version__,
+        **provenance_tags(),
         **{keys.TAG_UNAVAILABLE + k: v for k, v in prep.unavailable.items()},
     }
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:

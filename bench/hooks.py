@@ -149,15 +149,16 @@ class SampleGrid(Hook):
 
 
 class PeriodicEval(Hook):
-    """Every ``every`` steps (and at the end), log ``evaluate(generator) -> {key: value}`` to the run.
+    """Every ``every`` steps (and at the end), log ``evaluate(gan) -> {key: value}`` to the run.
 
-    With ``best_path``, the checkpoint with the lowest ``key`` so far is kept there (written atomically);
+    ``evaluate`` must leave the networks' train/eval modes as it found them (``bench.metrics`` does). With
+    ``best_path``, the checkpoint with the lowest ``key`` so far is kept there (written atomically);
     ``best`` is ``(value, step)`` of the best evaluation and ``n_evals`` counts evaluations.
     """
 
     def __init__(
         self,
-        evaluate: Callable[[torch.nn.Module], dict[str, float]],
+        evaluate: Callable[[Any], dict[str, float]],
         every: int,
         run: RunLogger,
         key: str = keys.TRAIN_FID,
@@ -169,12 +170,7 @@ class PeriodicEval(Hook):
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         if self.every and (out.step % self.every == 0 or out.step == trainer.total_steps):
-            was_training = trainer.gan.generator.training
-            trainer.gan.generator.eval()
-            try:
-                metrics = self.evaluate(trainer.gan.generator)
-            finally:
-                trainer.gan.generator.train(was_training)
+            metrics = self.evaluate(trainer.gan)
             self.run.log_metrics(metrics, out.step)
             self.n_evals += 1
             value = metrics[self.key]

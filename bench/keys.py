@@ -10,6 +10,8 @@ from __future__ import annotations
 D_LOSS = "train/d_loss"
 G_LOSS = "train/g_loss"
 TRAIN_FID = "train/fid"  # FID on eval.during_training_samples samples with eval.extractor
+TRAIN_D_ACC_REAL = "train/d_acc_real"  # D accuracy on as many reference images, during training
+TRAIN_D_ACC_FAKE = "train/d_acc_fake"
 
 # end-of-run evaluation
 FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD = "fid", "is_mean", "is_std", "kid_mean", "kid_std"
@@ -34,6 +36,9 @@ TAG_ARCH = "ganbench.arch"
 TAG_SEED = "ganbench.seed"
 TAG_DEVICE = "ganbench.device"
 TAG_VERSION = "ganbench.version"
+TAG_GIT = "ganbench.git_commit"
+TAG_TORCH = "ganbench.torch"
+TAG_CUDA = "ganbench.cuda"
 TAG_FAILURE = "ganbench.failure"
 TAG_PEAK_MEM_KIND = "ganbench.peak_mem_kind"
 TAG_PROTOCOL = "ganbench.protocol."  # + extractor: the protocol line of that extractor's numbers

@@ -1,8 +1,14 @@
-"""``reports.build_report``: an MLflow experiment -> a report folder.
+"""``reports.build_report``: MLflow experiments -> a report folder. Reads MLflow only; never retrains.
 
-Writes ``report.md`` (protocol, table, failed runs, figures inline), ``table.csv`` (one row per
-architecture: mean / std per metric), ``runs.csv`` (one row per run), ``table.tex`` (booktabs) and
-``figures/*.png|pdf``. Every file is written to a temporary name and renamed into place.
+Writes (``formats`` chooses among md, tex, csv, html):
+- ``report.md`` and ``report.html`` (self-contained): protocol, the comparison table (best per column in
+  bold), the paper-layout table, pairwise tests on the primary metric, failed / pruned runs with their
+  reasons, figures, provenance;
+- ``table.md``, ``table.csv`` (one row per run plus the aggregate), ``table.tex`` (a standalone document
+  that compiles with pdflatex) and ``table-body.tex`` (the booktabs tabulars, to ``\\input``);
+- ``figures/*.png|pdf``.
+
+Every file is written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -12,36 +18,115 @@ import os
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 import bench
 from bench.errors import UserError
 from bench.tracking import Tracker, keys
-from reports import figures, tables
+from reports import figures, html, tables
 from reports.collect import collect
+from reports.stats import pairwise
+
+FORMATS = ("md", "tex", "csv", "html")
+LOWER_IS_BETTER = {keys.FID, keys.KID_MEAN}
+NEED_SEEDS = "Needs at least 2 finished seeds per architecture (e.g. `ganbench compare --seeds 3`)."
+SHORT_METRICS = (keys.FID, keys.IS_MEAN, keys.KID_MEAN, keys.PRECISION, keys.RECALL)
 
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def build_report(experiments: list[str], out_dir: str | os.PathLike[str], workdir: str | os.PathLike[str]) -> Path:
+def resolve_metric(df: pd.DataFrame, metric: str | None) -> str:
+    """The primary metric key: a full key (``eval/lenet-mnist/fid``), a short name (``fid``, ``is_mean``,
+    ``kid_mean``, ``precision``, ``recall``) for the first extractor with numbers, or None for FID.
+
+    Raises UserError naming the metrics the runs have."""
+    available = [c for c in df.columns if str(c).startswith("eval/") and str(c).count("/") == 2 and df[c].notna().any()]
+    if metric is None:
+        metric = keys.FID
+    if metric in available:
+        return metric
+    if metric in SHORT_METRICS:
+        for ext in tables.extractors_in(df):
+            if keys.eval_key(ext, metric) in available:
+                return keys.eval_key(ext, metric)
+    raise UserError(f"--metric {metric!r} is not in these runs; available: {', '.join(sorted(available)) or '(none)'}")
+
+
+def pairwise_frame(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    runs = df[(df["status"] == "FINISHED") & (df["kind"] == keys.KIND_RUN)]
+    groups = {a: list(runs.loc[runs["arch"] == a, metric].dropna()) for a in tables.arch_order(runs)}
+    return pairwise(groups)
+
+
+def _pairwise_display(pw: pd.DataFrame) -> pd.DataFrame:
+    def f(x: float, fmt: str) -> str:
+        return "–" if pd.isna(x) else format(x, fmt)
+
+    return pd.DataFrame(
+        {
+            "A vs B": [f"{a} vs {b}" for a, b in zip(pw["A"], pw["B"], strict=True)],
+            "n": [f"{x} / {y}" for x, y in zip(pw["n_A"], pw["n_B"], strict=True)],
+            "mean A − B": [f(x, ".3g") for x in pw["diff"]],
+            "Welch t": [f(x, ".2f") for x in pw["t"]],
+            "p": [f(x, ".3g") for x in pw["p"]],
+            "p (Holm)": [f(x, ".3g") for x in pw["p_holm"]],
+            "Hedges' g": [f(x, ".2f") for x in pw["hedges_g"]],
+            "significant (α = 0.05)": ["yes" if s else "no" for s in pw["significant"]],
+        }
+    )
+
+
+def build_report(
+    experiments: list[str],
+    out_dir: str | os.PathLike[str],
+    workdir: str | os.PathLike[str],
+    metric: str | None = None,
+    formats: tuple[str, ...] = FORMATS,
+) -> Path:
     """Build the report of ``experiments`` into ``out_dir``; returns ``out_dir``.
 
-    Raises UserError if an experiment does not exist or holds no runs.
+    Raises UserError for an unknown experiment, experiments without runs, an unknown ``metric`` or format.
     """
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise UserError(f"--format {','.join(bad) or '(none)'} is not allowed; choose from {', '.join(FORMATS)}")
     out = Path(out_dir)
     df = collect(experiments, workdir)
     if df.empty:
         raise UserError(f"experiment(s) {', '.join(experiments)} hold no runs")
+    has_metrics = any(str(c).startswith("eval/") for c in df.columns)
+    primary = resolve_metric(df, metric) if has_metrics or metric else None
     tracker = Tracker(workdir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
+    extractor = primary.split("/")[1] if primary else None
+    label = f"{primary.split('/')[2].upper()} ({tables.EXTRACTOR_LABELS.get(extractor, extractor)})" if primary else ""
     grids = figures.sample_grids(df, tracker, fig_dir)
-    losses = figures.loss_curves(df, tracker, fig_dir)
-    fid_curve = figures.metric_vs_step(df, tracker, fig_dir)
+    figs: list[tuple[Path, str]] = [
+        (p, f"{a}: samples from a fixed z at the end of training") for a, p in grids.items()
+    ]
+    for path, caption in (
+        (figures.samples_over_training(df, tracker, fig_dir), "samples from the same z over training"),
+        *[
+            (p, f"{p.stem.replace('-', ' ')} (mean over seeds, band ±1 std)")
+            for p in figures.fid_curves(df, tracker, fig_dir)
+        ],
+        (figures.loss_curves(df, tracker, fig_dir), "training losses"),
+        (figures.d_accuracy_curves(df, tracker, fig_dir), "discriminator accuracy during training"),
+        (figures.quality_vs_cost(df, fig_dir, primary, label) if primary else None, f"{label} against training time"),
+    ):
+        if path is not None:
+            figs.append((path, caption))
 
     protocols = sorted({line for d in df["protocols"] if isinstance(d, dict) for line in d.values()})
     unavailable = sorted({(n, why) for d in df["unavailable"] if isinstance(d, dict) for n, why in d.items()})
@@ -49,48 +134,85 @@ def build_report(experiments: list[str], out_dir: str | os.PathLike[str], workdi
     devices = sorted({d for d in df["device"].dropna() if d})
     failed = df[df["status"] != "FINISHED"]
     n_runs = int((df["kind"] == keys.KIND_RUN).sum())
-    caption = "\n".join(
-        [f"ganbench {bench.__version__}; experiment(s): {', '.join(experiments)}"]
-        + [f"Protocol: {p}" for p in protocols]
-        + [f"Not computed: {n}: {why}" for n, why in unavailable]
-        + [f"Device: {d}" for d in devices]
+    counts = f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed, pruned or unfinished."
+    now = _dt.datetime.now().isoformat(timespec="seconds")
+    notes = [f"Protocol: {p}" for p in protocols] + [f"Not computed (n/a): {n}: {why}" for n, why in unavailable]
+    notes += [f"Checkpoint selection: {s}" for s in selections] + [f"Device: {d}" for d in devices]
+    provenance = [
+        f"Report generated {now} by ganbench {bench.__version__} from MLflow experiment(s) {', '.join(experiments)}."
+    ]
+    for key, name in (
+        (keys.TAG_VERSION, "ganbench"),
+        (keys.TAG_GIT, "git commit"),
+        (keys.TAG_TORCH, "torch"),
+        (keys.TAG_CUDA, "CUDA"),
+    ):
+        values = sorted({d[key] for d in df["provenance"] if isinstance(d, dict) and key in d})
+        if values:
+            provenance.append(f"Runs made with {name}: {', '.join(values)}")
+    provenance += [f"Device: {d}" for d in devices]
+    explanation = (
+        "Mean ± sample std over seeds; best mean per column in bold; ↓ lower is better, ↑ higher is better. "
+        "LeNet: the MNIST classifier shipped with ganbench; Inception: the FID Inception-v3 of papers. "
+        "Precision/recall: Kynkäänniemi et al. 2019 (k = 3). D accuracy: the trained discriminator (eval mode) "
+        "on held-out real images and as many fresh fakes at its loss's threshold; ROC-AUC is threshold-free. "
+        "ms/step: one generator step with its n_critic discriminator steps (median after warm-up); img/s: real "
+        f"images through the discriminator per second. {tables.FLOOR_LABEL}: real training images scored as "
+        "if generated, with the same protocol (what a perfect generator reaches). 95 % confidence intervals "
+        "(Student's t) are in table.csv."
     )
+    pw = pairwise_frame(df, primary) if primary else pd.DataFrame()
+    pw_note = (
+        f"Welch's t-test on {primary} for every pair of architectures, p-values Holm-corrected; effect size "
+        "Hedges' g (positive: A higher). With few seeds these tests have little power: 'no' is not evidence "
+        "of equality."
+    )
+    have_pw = len(pw) and pw["p"].notna().any()
+    failed_lines = [
+        f"{r.arch} seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
+    ]
 
-    md = [f"# ganbench report: {', '.join(experiments)}", ""]
-    md.append(
-        f"Generated {_dt.datetime.now().isoformat(timespec='seconds')} by ganbench {bench.__version__}. "
-        f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed or unfinished."
-    )
-    md += [""] + [f"- Protocol: {p}" for p in protocols]
-    md += [f"- Not computed (n/a): `{n}`: {why}" for n, why in unavailable]
-    md += [f"- Checkpoint selection: {s}" for s in selections]
-    md += [f"- Device: {d}" for d in devices] + [""]
-    md += [tables.to_markdown(df), ""]
-    md.append(
-        "Mean ± std over seeds (sample std); ↓ lower is better, ↑ higher is better. LeNet: the MNIST classifier "
-        "shipped with ganbench; Inception: the FID Inception-v3 of papers. Precision/recall: Kynkäänniemi et al. "
-        "2019 (k = 3). D accuracy: the trained discriminator (eval mode) on held-out real images and as many "
-        "fresh fakes, at its loss's natural threshold; ROC-AUC is threshold-free. ms/step: one generator step "
-        "with its n_critic discriminator steps (median after warm-up); img/s: real images through the "
-        f"discriminator per second. {tables.FLOOR_LABEL}: real training images scored as if generated, with the "
-        "same protocol (what a perfect generator reaches)."
-    )
-    if len(failed):
-        md += ["", "## Failed or unfinished runs", ""]
-        md += [
-            f"- `{r.arch}` seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
+    if "md" in formats:
+        under = ["", *[f"{n}  " for n in notes]]  # the protocol under every table
+        md = [f"# ganbench report: {', '.join(experiments)}", "", counts, "", tables.to_markdown(df), *under]
+        md += ["", explanation]
+        if extractor:
+            md += ["", "## Paper layout", "", tables.paper_markdown(df, extractor), *under]
+        md += ["", f"## Pairwise comparison on {primary}", ""]
+        md += (
+            [_pairwise_display(pw).to_markdown(index=False, disable_numparse=True), "", pw_note]
+            if have_pw
+            else [NEED_SEEDS]
+        )
+        if failed_lines:
+            md += ["", "## Failed, pruned or unfinished runs", ""] + [f"- {line}" for line in failed_lines]
+        md += ["", "## Figures", ""] + [f"![{c}](figures/{p.name})" for p, c in figs]
+        md += ["", "---", ""] + [f"{line}  " for line in provenance]
+        write_atomic(out / "report.md", "\n".join(md) + "\n")
+        write_atomic(out / "table.md", tables.to_markdown(df) + "\n\n" + "\n".join(f"{n}  " for n in notes) + "\n")
+    if "tex" in formats:
+        tabulars = [tables.latex_tabular(tables.display_frame(df, "latex"))]
+        if extractor:
+            tabulars.append(tables.latex_tabular(tables.paper_frame(df, extractor, "latex")))
+        write_atomic(out / "table.tex", tables.latex_document(tabulars, notes))
+        comments = "".join(f"% {n}\n" for n in notes)
+        write_atomic(out / "table-body.tex", comments + "\n".join(tabulars))
+    if "csv" in formats:
+        write_atomic(out / "table.csv", tables.to_csv(df))
+        if have_pw:
+            write_atomic(out / "pairwise.csv", pw.to_csv(index=False))
+    if "html" in formats:
+        under = html.notes(notes)
+        sections = [
+            ("", html.notes([counts])),
+            ("Comparison", html.table(tables.display_frame(df, "html")) + under + html.notes([explanation])),
         ]
-    if grids:
-        md += ["", "## Samples (fixed z, end of training)", ""]
-        md += [f"![{arch}](figures/{p.name})" for arch, p in sorted(grids.items())]
-    if losses or fid_curve:
-        md += ["", "## Training curves", ""]
-        md += [f"![{p.stem}](figures/{p.name})" for p in (fid_curve, losses) if p]
-
-    write_atomic(out / "report.md", "\n".join(md) + "\n")
-    write_atomic(out / "table.tex", tables.to_latex(df, caption))
-    write_atomic(out / "table.csv", tables.to_csv(df))
-    write_atomic(
-        out / "runs.csv", df.drop(columns=[c for c in df.columns if str(c).startswith("param:")]).to_csv(index=False)
-    )
+        if extractor:
+            sections.append(("Paper layout", html.table(tables.paper_frame(df, extractor, "html")) + under))
+        pw_html = html.table(_pairwise_display(pw)) + html.notes([pw_note]) if have_pw else html.notes([NEED_SEEDS])
+        sections.append((f"Pairwise comparison on {primary}", pw_html))
+        if failed_lines:
+            sections.append(("Failed, pruned or unfinished runs", html.escaped_list(failed_lines)))
+        sections.append(("Figures", "".join(html.figure(p, c) for p, c in figs)))
+        write_atomic(out / "report.html", html.page(f"ganbench report: {', '.join(experiments)}", sections, provenance))
     return out

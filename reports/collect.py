@@ -2,10 +2,9 @@
 
 Columns: ``run_id``, ``experiment``, ``arch``, ``seed``, ``status``, ``start_time`` (ms), ``kind`` ("run" or
 "real-floor"), ``failure``, ``protocols`` / ``unavailable`` ({extractor: protocol line / reason}),
-``selection`` (which checkpoint was evaluated), ``device``, then one column per metric key (latest value)
-and ``param:<name>`` per param. When an
-(experiment, arch, seed) was run several times, only the latest run is kept (re-running a comparison
-supersedes the older run).
+``selection`` (which checkpoint was evaluated), ``device``, ``provenance`` (versions, git commit), then one
+column per metric key (latest value) and ``param:<name>`` per param. When an (experiment, arch, seed) was
+run several times, only the latest run is kept (re-running a comparison supersedes the older run).
 """
 
 from __future__ import annotations
@@ -40,6 +39,9 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
             "unavailable": _prefixed(tags, keys.TAG_UNAVAILABLE),
             "selection": tags.get(keys.TAG_SELECTION, ""),
             "device": tags.get(keys.TAG_DEVICE, ""),
+            "provenance": {
+                k: tags[k] for k in (keys.TAG_VERSION, keys.TAG_GIT, keys.TAG_TORCH, keys.TAG_CUDA) if k in tags
+            },
             **r["metrics"],
             **{f"param:{k}": v for k, v in r["params"].items()},
         }

@@ -1,12 +1,17 @@
 """Report figures (matplotlib, each saved as PNG and PDF, one colour per architecture throughout).
 
 - ``samples-<arch>``: the final fixed-z sample grid of the architecture's first finished seed;
-- ``losses``: discriminator and generator loss against generator step (mean over seeds, band = ±1 std);
-- ``fid-vs-step``: the FID curve measured during training (same band).
+- ``samples-over-training``: a strip of those grids at the steps they were saved, one row per architecture;
+- ``fid-vs-step`` / ``fid-vs-time``: the FID curve measured during training against generator step and
+  against wall-clock seconds since the run started (mean over seeds, band = ±1 std);
+- ``losses``: discriminator and generator loss against generator step;
+- ``d-accuracy``: the discriminator's accuracy on real and on fake images during training;
+- ``quality-vs-cost``: final FID against training time, one point per run, mean ± std per architecture.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -26,22 +31,22 @@ def colours(archs: list[str]) -> dict[str, tuple[float, ...]]:
     return {a: cmap(i % 10) for i, a in enumerate(sorted(archs))}
 
 
-def _save(fig: plt.Figure, out_dir: Path, name: str) -> list[Path]:
-    paths = []
+def _runs(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["status"] == "FINISHED") & (df["kind"] == keys.KIND_RUN)]
+
+
+def _save(fig: plt.Figure, out_dir: Path, name: str) -> Path:
     for ext in ("png", "pdf"):
-        p = out_dir / f"{name}.{ext}"
-        fig.savefig(p, dpi=150, bbox_inches="tight")
-        paths.append(p)
+        fig.savefig(out_dir / f"{name}.{ext}", dpi=150, bbox_inches="tight")
     plt.close(fig)
-    return paths
+    return out_dir / f"{name}.png"
 
 
 def sample_grids(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> dict[str, Path]:
     """One figure per architecture from its run's ``samples/final.png``; returns ``{arch: png path}``."""
     out = {}
-    finished = df[(df["status"] == "FINISHED") & (df["kind"] == keys.KIND_RUN)].sort_values("seed")
     with tempfile.TemporaryDirectory() as tmp:
-        for arch, runs in finished.groupby("arch"):
+        for arch, runs in _runs(df).sort_values("seed").groupby("arch", sort=False):
             run = runs.iloc[0]
             path = tracker.download_artifact(run["run_id"], "samples/final.png", Path(tmp) / str(arch))
             if path is None:
@@ -50,59 +55,143 @@ def sample_grids(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> dict[str,
             ax.imshow(plt.imread(path), cmap="gray")
             ax.set_title(f"{arch} (seed {run['seed']}, {int(run.get(keys.G_STEPS, 0))} G steps)", fontsize=9)
             ax.axis("off")
-            out[str(arch)] = _save(fig, out_dir, f"samples-{arch}")[0]
+            out[str(arch)] = _save(fig, out_dir, f"samples-{arch}")
     return out
 
 
-def _curves(df: pd.DataFrame, tracker: Tracker, key: str) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``{arch: (steps, mean, std)}`` of metric ``key`` over the FINISHED runs' histories."""
+def samples_over_training(df: pd.DataFrame, tracker: Tracker, out_dir: Path, max_cols: int = 6) -> Path | None:
+    """Rows: architectures (first finished seed); columns: the grids saved during training, by step."""
+    strips: dict[str, list[tuple[int, np.ndarray]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for arch, runs in _runs(df).sort_values("seed").groupby("arch", sort=False):
+            folder = tracker.download_artifact(runs.iloc[0]["run_id"], "samples", Path(tmp) / str(arch))
+            if folder is None:
+                continue
+            steps = sorted(
+                (int(m.group(1)), p) for p in Path(folder).glob("step_*.png") if (m := re.match(r"step_(\d+)", p.stem))
+            )
+            if len(steps) > max_cols:  # evenly spaced, always keeping the last
+                idx = np.linspace(0, len(steps) - 1, max_cols).round().astype(int)
+                steps = [steps[i] for i in sorted(set(idx))]
+            strips[str(arch)] = [(s, plt.imread(p)) for s, p in steps]
+    if not strips:
+        return None
+    n_cols = max(len(v) for v in strips.values())
+    fig, axes = plt.subplots(len(strips), n_cols, figsize=(1.8 * n_cols, 1.9 * len(strips)), squeeze=False)
+    for r, (arch, items) in enumerate(strips.items()):
+        for c in range(n_cols):
+            ax = axes[r][c]
+            ax.axis("off")
+            if c < len(items):
+                ax.imshow(items[c][1], cmap="gray")
+                ax.set_title(f"step {items[c][0]}", fontsize=7)
+        axes[r][0].text(-0.08, 0.5, arch, transform=axes[r][0].transAxes, ha="right", va="center", fontsize=9)
+    fig.suptitle("Samples from a fixed z during training (first seed)", fontsize=10)
+    return _save(fig, out_dir, "samples-over-training")
+
+
+def curves(df: pd.DataFrame, tracker: Tracker, key: str) -> dict[str, pd.DataFrame]:
+    """``{arch: frame}`` of metric ``key`` over the FINISHED runs: index = generator step, columns
+    ``mean``, ``std`` (over seeds, 0 for one seed) and ``seconds`` (mean wall-clock since each run started)."""
     out = {}
-    for arch, runs in df[(df["status"] == "FINISHED") & (df["kind"] == keys.KIND_RUN)].groupby("arch"):
-        series = []
-        for run_id in runs["run_id"]:
-            hist = tracker.metric_history(run_id, key)
+    for arch, runs in _runs(df).groupby("arch", sort=False):
+        values, seconds = [], []
+        for run in runs.itertuples():
+            hist = tracker.metric_history(run.run_id, key)
             if hist:
-                series.append(pd.Series([v for _, v, _ in hist], index=[s for s, _, _ in hist]))
-        if not series:
-            continue
-        table = pd.concat(series, axis=1).sort_index()
-        out[str(arch)] = (
-            table.index.to_numpy(),
-            table.mean(axis=1).to_numpy(),
-            table.std(axis=1, ddof=1).fillna(0).to_numpy(),
-        )
+                values.append(pd.Series([v for _, v, _ in hist], index=[s for s, _, _ in hist]))
+                seconds.append(
+                    pd.Series([(t - run.start_time) / 1000 for _, _, t in hist], index=[s for s, _, _ in hist])
+                )
+        if values:
+            v, t = pd.concat(values, axis=1).sort_index(), pd.concat(seconds, axis=1).sort_index()
+            out[str(arch)] = pd.DataFrame(
+                {"mean": v.mean(axis=1), "std": v.std(axis=1, ddof=1).fillna(0), "seconds": t.mean(axis=1)}
+            )
     return out
 
 
-def _plot_curves(ax: plt.Axes, curves: dict, col: dict, ylabel: str) -> None:
-    for arch, (x, mean, std) in sorted(curves.items()):
-        ax.plot(x, mean, label=arch, color=col[arch], lw=1.2)
-        ax.fill_between(x, mean - std, mean + std, color=col[arch], alpha=0.2, lw=0)
-    ax.set_xlabel("generator step")
+def _plot(ax: plt.Axes, data: dict[str, pd.DataFrame], col: dict, ylabel: str, x: str = "step") -> None:
+    for arch, frame in data.items():
+        xs = frame.index.to_numpy() if x == "step" else frame["seconds"].to_numpy()
+        ax.plot(xs, frame["mean"], label=arch, color=col[arch], lw=1.2)
+        ax.fill_between(
+            xs, frame["mean"] - frame["std"], frame["mean"] + frame["std"], color=col[arch], alpha=0.2, lw=0
+        )
+    ax.set_xlabel("generator step" if x == "step" else "wall-clock time (s)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
 
 
+def _colours(df: pd.DataFrame) -> dict:
+    return colours(list(df.loc[df["kind"] == keys.KIND_RUN, "arch"].unique()))
+
+
 def loss_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> Path | None:
-    col = colours(list(df.loc[df["kind"] == keys.KIND_RUN, "arch"].unique()))
-    d, g = _curves(df, tracker, keys.D_LOSS), _curves(df, tracker, keys.G_LOSS)
+    col = _colours(df)
+    d, g = curves(df, tracker, keys.D_LOSS), curves(df, tracker, keys.G_LOSS)
     if not d and not g:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    _plot_curves(axes[0], d, col, "discriminator / critic loss")
-    _plot_curves(axes[1], g, col, "generator loss")
+    _plot(axes[0], d, col, "discriminator / critic loss")
+    _plot(axes[1], g, col, "generator loss")
     axes[1].legend(fontsize=8)
     fig.suptitle("Training losses (mean over seeds, band ±1 std)", fontsize=10)
-    return _save(fig, out_dir, "losses")[0]
+    return _save(fig, out_dir, "losses")
 
 
-def metric_vs_step(df: pd.DataFrame, tracker: Tracker, out_dir: Path, key: str = keys.TRAIN_FID) -> Path | None:
-    col = colours(list(df.loc[df["kind"] == keys.KIND_RUN, "arch"].unique()))
-    curves = _curves(df, tracker, key)
-    if not curves:
+def fid_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> list[Path]:
+    """``fid-vs-step`` and ``fid-vs-time``."""
+    col, data = _colours(df), curves(df, tracker, keys.TRAIN_FID)
+    if not data:
+        return []
+    paths = []
+    for x, name in (("step", "fid-vs-step"), ("time", "fid-vs-time")):
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+        _plot(ax, data, col, "FID during training", x=x)
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out_dir, name))
+    return paths
+
+
+def d_accuracy_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> Path | None:
+    col = _colours(df)
+    real, fake = curves(df, tracker, keys.TRAIN_D_ACC_REAL), curves(df, tracker, keys.TRAIN_D_ACC_FAKE)
+    if not real and not fake:
         return None
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    _plot_curves(ax, curves, col, "FID during training")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    _plot(axes[0], real, col, "D accuracy on real images")
+    _plot(axes[1], fake, col, "D accuracy on fake images")
+    for ax in axes:
+        ax.set_ylim(-0.02, 1.02)
+    axes[1].legend(fontsize=8)
+    fig.suptitle("Discriminator accuracy during training, at each loss's threshold", fontsize=10)
+    return _save(fig, out_dir, "d-accuracy")
+
+
+def quality_vs_cost(df: pd.DataFrame, out_dir: Path, metric: str, label: str) -> Path | None:
+    runs = _runs(df)
+    if metric not in runs or keys.TRAIN_S not in runs or runs[metric].isna().all():
+        return None
+    col = _colours(df)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arch, g in runs.groupby("arch", sort=False):
+        ax.scatter(g[keys.TRAIN_S], g[metric], color=col[arch], alpha=0.4, s=18)
+        ax.errorbar(
+            g[keys.TRAIN_S].mean(),
+            g[metric].mean(),
+            xerr=g[keys.TRAIN_S].std(ddof=1) if len(g) > 1 else None,
+            yerr=g[metric].std(ddof=1) if len(g) > 1 else None,
+            fmt="o",
+            color=col[arch],
+            label=arch,
+            capsize=3,
+        )
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel(label)
     ax.set_yscale("log")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, out_dir, "fid-vs-step")[0]
+    ax.set_title("Quality vs cost (points: runs; markers: mean ± std)", fontsize=10)
+    return _save(fig, out_dir, "quality-vs-cost")

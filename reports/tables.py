@@ -1,11 +1,11 @@
-"""Aggregate runs over seeds (mean ± std, n) and write the comparison table as Markdown, LaTeX
-(booktabs) and CSV.
+"""Comparison tables: aggregate runs over seeds and write Markdown, LaTeX (booktabs) and CSV.
 
 Columns: architecture, then per feature extractor FID, IS, KID, precision and recall (the extractor named in
 the header; an extractor that could not be computed shows "n/a" and the report says why), discriminator
 accuracy on real / fake / overall and ROC-AUC, ms per generator step (p50), images/s, train time, generator
-steps, number of seeds. Only FINISHED runs are aggregated; failed runs are listed by the report. The
-real-data floor (training images scored as samples) is the last row.
+steps, number of seeds. Cells are mean ± sample std over the FINISHED runs (``reports.stats``); the best mean
+of each column is in bold. The real-data floor (training images scored as samples) is the last row and is
+never marked best.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench.tracking import keys
+from reports.stats import summarize
 
 EXTRACTOR_LABELS = {"lenet-mnist": "LeNet", "inception-v3-compat": "Inception"}
 FLOOR_LABEL = "real data (floor)"
@@ -29,44 +30,7 @@ class Column:
     header: str  # plain-text header; may contain ↓ / ↑
     decimals: int
     scale: float = 1.0  # e.g. 100 for percentages
-
-
-def extractors_in(df: pd.DataFrame) -> list[str]:
-    """Extractors with numbers in ``df``, then those recorded as unavailable; primary (LeNet) first."""
-    found = {m.group(1) for c in df.columns if (m := re.match(r"^eval/([^/]+)/fid$", str(c))) and df[c].notna().any()}
-    if "unavailable" in df:
-        found |= {name for d in df["unavailable"] if isinstance(d, dict) for name in d}
-    order = list(EXTRACTOR_LABELS)
-    return sorted(found, key=lambda e: (order.index(e) if e in order else len(order), e))
-
-
-def columns_for(df: pd.DataFrame) -> list[Column]:
-    """The table's metric columns, in order, for the metrics (and unavailable extractors) in ``df``."""
-    cols: list[Column] = []
-    for ext in extractors_in(df):
-        label = EXTRACTOR_LABELS.get(ext, ext)
-        cols += [
-            Column(keys.eval_key(ext, keys.FID), f"FID ({label}) ↓", 2),
-            Column(keys.eval_key(ext, keys.IS_MEAN), f"IS ({label}) ↑", 2),
-        ]
-        if keys.eval_key(ext, keys.FID) in df.columns:  # computed: the full set; unavailable: FID and IS (n/a)
-            cols += [
-                Column(keys.eval_key(ext, keys.KID_MEAN), f"KID ({label}) ↓", 3),
-                Column(keys.eval_key(ext, keys.PRECISION), f"Precision ({label}) ↑", 3),
-                Column(keys.eval_key(ext, keys.RECALL), f"Recall ({label}) ↑", 3),
-            ]
-    cols += [
-        Column(keys.D_ACC_REAL, "D acc real (%)", 1, 100),
-        Column(keys.D_ACC_FAKE, "D acc fake (%)", 1, 100),
-        Column(keys.D_ACC, "D acc (%)", 1, 100),
-        Column(keys.D_ROC_AUC, "D ROC-AUC", 3),
-        Column(keys.MS_PER_STEP_P50, "ms/step", 1),
-        Column(keys.IMG_PER_S, "img/s", 0),
-        Column(keys.TRAIN_S, "train time (s)", 0),
-        Column(keys.G_STEPS, "G steps", 0),
-    ]
-    # every column of a listed extractor (its missing numbers read n/a or –); other columns only if present
-    return [c for c in cols if c.key in df.columns or _extractor_of(c.key) is not None]
+    better: str | None = None  # "lower", "higher" or None (not ranked)
 
 
 def _extractor_of(key: str) -> str | None:
@@ -75,19 +39,67 @@ def _extractor_of(key: str) -> str | None:
     return parts[1] if len(parts) == 3 and parts[0] == "eval" else None
 
 
+def extractors_in(df: pd.DataFrame) -> list[str]:
+    """Extractors with numbers in ``df``, then those recorded as unavailable; LeNet first."""
+    found = {m.group(1) for c in df.columns if (m := re.match(r"^eval/([^/]+)/fid$", str(c))) and df[c].notna().any()}
+    if "unavailable" in df:
+        found |= {name for d in df["unavailable"] if isinstance(d, dict) for name in d}
+    order = list(EXTRACTOR_LABELS)
+    return sorted(found, key=lambda e: (order.index(e) if e in order else len(order), e))
+
+
+def _unavailable(df: pd.DataFrame) -> set[str]:
+    return {n for d in df.get("unavailable", []) if isinstance(d, dict) for n in d}
+
+
+def columns_for(df: pd.DataFrame) -> list[Column]:
+    """The table's metric columns, in order, for the metrics (and unavailable extractors) in ``df``."""
+    cols: list[Column] = []
+    for ext in extractors_in(df):
+        label = EXTRACTOR_LABELS.get(ext, ext)
+        cols += [
+            Column(keys.eval_key(ext, keys.FID), f"FID ({label}) ↓", 2, better="lower"),
+            Column(keys.eval_key(ext, keys.IS_MEAN), f"IS ({label}) ↑", 2, better="higher"),
+        ]
+        if keys.eval_key(ext, keys.FID) in df.columns:  # computed: the full set; unavailable: FID and IS (n/a)
+            cols += [
+                Column(keys.eval_key(ext, keys.KID_MEAN), f"KID ({label}) ↓", 3, better="lower"),
+                Column(keys.eval_key(ext, keys.PRECISION), f"Precision ({label}) ↑", 3, better="higher"),
+                Column(keys.eval_key(ext, keys.RECALL), f"Recall ({label}) ↑", 3, better="higher"),
+            ]
+    cols += [
+        Column(keys.D_ACC_REAL, "D acc real (%)", 1, 100),
+        Column(keys.D_ACC_FAKE, "D acc fake (%)", 1, 100),
+        Column(keys.D_ACC, "D acc (%)", 1, 100),
+        Column(keys.D_ROC_AUC, "D ROC-AUC", 3),
+        Column(keys.MS_PER_STEP_P50, "ms/step", 1, better="lower"),
+        Column(keys.IMG_PER_S, "img/s", 0, better="higher"),
+        Column(keys.TRAIN_S, "train time (s)", 0, better="lower"),
+        Column(keys.G_STEPS, "G steps", 0),
+        Column(keys.EPOCHS, "epochs", 2),
+    ]
+    # every column of a listed extractor (its missing numbers read n/a or –); other columns only if present
+    return [c for c in cols if c.key in df.columns or _extractor_of(c.key) is not None]
+
+
+def arch_order(df: pd.DataFrame) -> list[str]:
+    """Architectures in the order their first run started, the real-data floor last."""
+    kind = df["kind"] if "kind" in df else pd.Series(keys.KIND_RUN, index=df.index)
+    ordered = df.assign(_floor=(kind != keys.KIND_RUN).astype(int))
+    sort = ["_floor", "start_time"] if "start_time" in df else ["_floor"]
+    return list(ordered.sort_values(sort, kind="stable")["arch"].drop_duplicates())
+
+
 def aggregate(df: pd.DataFrame) -> pd.DataFrame:
     """One row per architecture over its FINISHED runs, then the real-data floor if present: ``arch``,
-    ``kind``, ``n_seeds``, ``n_failed`` and for every metric column ``<key> mean`` and ``<key> std`` (sample
-    std, ddof=1; NaN for one seed), in the metric's own units (accuracies as fractions). Architectures in the
-    order their first run started."""
+    ``kind``, ``n_seeds``, ``n_failed`` and for every metric column ``<key> mean``, ``<key> std`` (sample
+    std), ``<key> ci95_low`` / ``<key> ci95_high`` (t interval; NaN below 2 seeds), in the metric's own units
+    (accuracies as fractions). Architectures in the order their first run started."""
     cols = columns_for(df)
     kind = df["kind"] if "kind" in df else pd.Series(keys.KIND_RUN, index=df.index)
     finished = df[df["status"] == "FINISHED"]
-    ordered = df.assign(_kind=kind.map({keys.KIND_RUN: 0}).fillna(1))
-    if "start_time" in ordered:
-        ordered = ordered.sort_values(["_kind", "start_time"], kind="stable")
     rows = []
-    for arch in ordered["arch"].drop_duplicates():
+    for arch in arch_order(df):
         runs = finished[finished["arch"] == arch]
         row: dict[str, object] = {
             "arch": arch,
@@ -96,53 +108,169 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
             "n_failed": int(((df["arch"] == arch) & (df["status"] != "FINISHED")).sum()),
         }
         for c in cols:
-            values = runs[c.key].dropna().astype(float) if c.key in runs and len(runs) else pd.Series(dtype=float)
-            row[f"{c.key} mean"] = float(values.mean()) if len(values) else math.nan
-            row[f"{c.key} std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+            s = summarize(runs[c.key] if c.key in runs else [])
+            row.update(
+                {
+                    f"{c.key} mean": s.mean,
+                    f"{c.key} std": s.std,
+                    f"{c.key} ci95_low": s.ci_low,
+                    f"{c.key} ci95_high": s.ci_high,
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _cell(mean: float, std: float, c: Column, pm: str, na: str) -> str:
-    if mean is None or np.isnan(mean):
-        return na
+def _best(agg: pd.DataFrame, c: Column) -> float | None:
+    runs = (agg[agg["kind"] == keys.KIND_RUN][f"{c.key} mean"].dropna() * c.scale).round(c.decimals)
+    if c.better is None or runs.nunique() < 2:  # nothing to rank, or every architecture ties
+        return None
+    return float(runs.min() if c.better == "lower" else runs.max())
+
+
+def _fmt(mean: float, std: float, c: Column, pm: str) -> str:
     s = f"{mean * c.scale:.{c.decimals}f}"
-    return s if std is None or np.isnan(std) else f"{s}{pm}{std * c.scale:.{c.decimals}f}"
+    return s if np.isnan(std) else f"{s}{pm}{std * c.scale:.{c.decimals}f}"
 
 
-def display_frame(df: pd.DataFrame, latex: bool = False) -> pd.DataFrame:
-    """The aggregate as strings, ``mean ± std`` per cell, ready for Markdown or LaTeX. A metric of an
-    unavailable extractor reads "n/a"; a metric that does not apply (e.g. timing of the floor) reads "–"."""
+BOLD = {"md": "**{}**", "latex": r"\textbf{{{}}}", "html": "<b>{}</b>"}
+
+
+def display_frame(df: pd.DataFrame, style: str = "md") -> pd.DataFrame:
+    """The aggregate as strings (``style``: md, latex or html): ``mean ± std`` per cell, the best mean per
+    column in bold. A metric of an unavailable extractor reads "n/a"; one that does not apply (e.g. timing
+    of the floor) reads "–"."""
+    latex = style == "latex"
     agg = aggregate(df)
-    cols = columns_for(df)
-    unavailable = {n for d in df.get("unavailable", []) if isinstance(d, dict) for n in d}
+    unavailable = _unavailable(df)
     pm = r" $\pm$ " if latex else " ± "
     labels = [FLOOR_LABEL if k == keys.KIND_FLOOR else a for a, k in zip(agg["arch"], agg["kind"], strict=True)]
     out = pd.DataFrame({"Architecture": labels})
-    for c in cols:
-        header = c.header
-        if latex:
-            header = header.replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$").replace("%", r"\%")
-        na = "n/a" if _extractor_of(c.key) in unavailable else "–"
-        means, stds = agg[f"{c.key} mean"], agg[f"{c.key} std"]
-        out[header] = [_cell(m, s, c, pm, na) for m, s in zip(means, stds, strict=True)]
+    for c in columns_for(df):
+        header = _latex_header(c.header) if latex else c.header
+        best = _best(agg, c)
+        cells = []
+        for mean, std, kind in zip(agg[f"{c.key} mean"], agg[f"{c.key} std"], agg["kind"], strict=True):
+            if np.isnan(mean):
+                cells.append("n/a" if _extractor_of(c.key) in unavailable else "–")
+                continue
+            text = _fmt(mean, std, c, pm)
+            if (
+                best is not None
+                and kind == keys.KIND_RUN
+                and round(mean * c.scale, c.decimals) == round(best * c.scale, c.decimals)
+            ):
+                text = BOLD[style].format(text)
+            cells.append(text)
+        out[header] = cells
     out["seeds"] = [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
     return out
 
 
+def _latex_header(header: str) -> str:
+    return header.replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$").replace("%", r"\%")
+
+
+def paper_frame(df: pd.DataFrame, metric_extractor: str, style: str = "md") -> pd.DataFrame:
+    """The layout papers use: Model | FID | IS | Epochs | D accuracy (real/fake), for one extractor."""
+    agg = aggregate(df)
+    agg = agg[agg["kind"] == keys.KIND_RUN]
+    label = EXTRACTOR_LABELS.get(metric_extractor, metric_extractor)
+    latex = style == "latex"
+    pm = r" $\pm$ " if latex else " ± "
+    fid = Column(keys.eval_key(metric_extractor, keys.FID), f"FID ({label}) ↓", 2, better="lower")
+    is_ = Column(keys.eval_key(metric_extractor, keys.IS_MEAN), f"IS ({label}) ↑", 2, better="higher")
+
+    def cells(c: Column) -> list[str]:
+        if f"{c.key} mean" not in agg:
+            return ["n/a"] * len(agg)
+        return [
+            "n/a" if np.isnan(m) else _fmt(m, s, c, pm)
+            for m, s in zip(agg[f"{c.key} mean"], agg[f"{c.key} std"], strict=True)
+        ]
+
+    def pct(key: str) -> list[float]:
+        return list(agg[f"{key} mean"] * 100) if f"{key} mean" in agg else [math.nan] * len(agg)
+
+    acc = [
+        f"{r:.1f} / {f:.1f}" if not (np.isnan(r) or np.isnan(f)) else "–"
+        for r, f in zip(pct(keys.D_ACC_REAL), pct(keys.D_ACC_FAKE), strict=True)
+    ]
+    epochs = [
+        f"{e:.1f}" if not np.isnan(e) else "–" for e in agg.get(f"{keys.EPOCHS} mean", pd.Series([math.nan] * len(agg)))
+    ]
+    frame = pd.DataFrame(
+        {
+            "Model": list(agg["arch"]),
+            fid.header: cells(fid),
+            is_.header: cells(is_),
+            "Epochs": epochs,
+            "D accuracy real / fake (%)": acc,
+        }
+    )
+    if latex:
+        frame.columns = [_latex_header(h) for h in frame.columns]
+    return frame
+
+
+def _md(frame: pd.DataFrame) -> str:
+    return frame.to_markdown(index=False, disable_numparse=True)
+
+
 def to_markdown(df: pd.DataFrame) -> str:
-    return display_frame(df).to_markdown(index=False, disable_numparse=True)
+    return _md(display_frame(df))
 
 
-def to_latex(df: pd.DataFrame, caption: str = "") -> str:
-    """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``), preceded by ``caption`` as a comment."""
-    frame = display_frame(df, latex=True)
-    frame["Architecture"] = frame["Architecture"].str.replace("_", r"\_")
-    body = frame.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (frame.shape[1] - 1))
-    comment = "".join(f"% {line}\n" for line in caption.splitlines() if line)
-    return comment + body
+def paper_markdown(df: pd.DataFrame, extractor: str) -> str:
+    return _md(paper_frame(df, extractor))
+
+
+def latex_tabular(frame: pd.DataFrame) -> str:
+    """A booktabs ``tabular`` of a display frame (needs ``\\usepackage{booktabs}``)."""
+    frame = frame.copy()
+    frame.iloc[:, 0] = frame.iloc[:, 0].str.replace("_", r"\_")
+    return frame.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (frame.shape[1] - 1))
+
+
+def _latex_text(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("$", r"\$")):
+        s = s.replace(a, b)
+    s = s.replace("{", r"\{").replace("}", r"\}").replace("~", r"\textasciitilde{}").replace("^", r"\^{}")
+    return s.replace("--", "-{}-")  # no en-dash ligature in option names
+
+
+def latex_document(tabulars: list[str], notes: list[str]) -> str:
+    """A standalone LaTeX document (article, booktabs, landscape geometry) holding ``tabulars``, each
+    followed by ``notes`` (the protocol line) in small print. Compiles with a stock pdflatex."""
+    body = []
+    for t in tabulars:
+        # shrink to the line width only when wider (graphicx's \width is the box's natural width)
+        body += [r"\begin{center}\scriptsize", r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"]
+        body += [t.strip(), "}", r"\end{center}"]
+        body += [r"{\footnotesize " + " \\\\\n".join(_latex_text(n) for n in notes) + r"\par}", r"\bigskip"]
+    return "\n".join(
+        [
+            r"\documentclass{article}",
+            r"\usepackage[utf8]{inputenc}",
+            r"\usepackage[a4paper,landscape,margin=1.5cm]{geometry}",
+            r"\usepackage{booktabs}",
+            r"\usepackage{graphicx}",
+            r"\pagestyle{empty}",
+            r"\begin{document}",
+            *body,
+            r"\end{document}",
+            "",
+        ]
+    )
 
 
 def to_csv(df: pd.DataFrame) -> str:
-    """The aggregate, numeric (``<key> mean`` / ``<key> std`` columns), one row per architecture + floor."""
-    return aggregate(df).to_csv(index=False)
+    """One row per run (``row = run``: its metric values), then one per architecture (``row = aggregate``:
+    ``<key>`` = mean, plus ``<key> std`` / ``ci95_low`` / ``ci95_high``, ``n_seeds``, ``n_failed``)."""
+    cols = columns_for(df)
+    runs = df.reindex(columns=["arch", "kind", "seed", "run_id", "status", *[c.key for c in cols]]).copy()
+    runs.insert(0, "row", "run")
+    agg = aggregate(df)
+    agg = agg.rename(columns={f"{c.key} mean": c.key for c in cols})
+    agg.insert(0, "row", "aggregate")
+    return pd.concat([runs, agg], ignore_index=True).to_csv(index=False)

@@ -1,6 +1,6 @@
 """Metrics: feature extractors, FID / IS / KID / precision-recall through torch-fidelity, D accuracy."""
 
-from bench.metrics.evaluate import Protocol, evaluate, fidelity, generate, plan_extractors, real_floor, training_fid
+from bench.metrics.evaluate import Protocol, evaluate, fidelity, generate, plan_extractors, real_floor, training_metrics
 from bench.metrics.extractors import EXTRACTORS
 
 __all__ = [
@@ -11,5 +11,5 @@ __all__ = [
     "generate",
     "plan_extractors",
     "real_floor",
-    "training_fid",
+    "training_metrics",
 ]

@@ -63,7 +63,7 @@ class Protocol:
             note = ", NOT the standard FID weights"
         return (
             f"{self.extractor} (sha256 {self.extractor_sha256[:12]}{note}): {self.n_samples} generated samples "
-            f"vs {self.n_reference} {self.reference} images; sample seed {self.seed}"
+            f"vs {self.n_reference} {self.reference} images; z from the run's seed"
         )
 
     def tags(self) -> dict[str, object]:
@@ -277,14 +277,30 @@ def real_floor(
     return fidelity_all(real.images.cpu()[idx], reference, cfg, workdir, seed, extractors)
 
 
-def training_fid(
-    reference: ImageData, cfg: EvalConfig, workdir: str | Path, seed: int, device: torch.device, weights: Path
-) -> Callable[[nn.Module], dict[str, float]]:
-    """A callable ``G -> {train/fid: value}`` on ``cfg.during_training_samples`` samples (for the curve)."""
+def training_metrics(
+    reference: ImageData,
+    cfg: EvalConfig,
+    workdir: str | Path,
+    seed: int,
+    device: torch.device,
+    weights: Path,
+) -> Callable[[GAN], dict[str, float]]:
+    """A callable ``gan -> {train/fid, train/d_acc_real, train/d_acc_fake}`` for the curves during training:
+    FID on ``cfg.during_training_samples`` samples, and the discriminator's accuracy on those fakes and as
+    many reference images, at its loss's threshold."""
+    n_real = min(cfg.during_training_samples, reference.images.shape[0])
+    reals = to_float(reference.images[:n_real])
 
-    def fn(generator: nn.Module) -> dict[str, float]:
-        fakes = generate(generator, cfg.during_training_samples, cfg.batch_size, seed, device)
+    def fn(gan: GAN) -> dict[str, float]:
+        fakes = generate(gan.generator, cfg.during_training_samples, cfg.batch_size, seed, device)
         m, _ = fidelity(to_uint8(fakes), reference, cfg, workdir, metrics=("fid",), seed=seed, weights=weights)
-        return {keys.TRAIN_FID: m[keys.eval_key(cfg.extractor, keys.FID)]}
+        s_real = discriminator_scores(gan.discriminator, reals, cfg.batch_size, device)
+        s_fake = discriminator_scores(gan.discriminator, fakes, cfg.batch_size, device)
+        acc = accuracy(s_real.numpy(), s_fake.numpy(), LOSSES.get(gan.loss_name).threshold)
+        return {
+            keys.TRAIN_FID: m[keys.eval_key(cfg.extractor, keys.FID)],
+            keys.TRAIN_D_ACC_REAL: acc[keys.D_ACC_REAL],
+            keys.TRAIN_D_ACC_FAKE: acc[keys.D_ACC_FAKE],
+        }
 
     return fn

@@ -1,8 +1,11 @@
+import io
 import math
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from bench import keys
 from reports import tables
@@ -56,19 +59,65 @@ def test_single_seed_has_no_std():
     df = df[(df["arch"] != "dcgan") | (df["seed"] == 0)]
     agg = tables.aggregate(df).set_index("arch")
     assert math.isnan(agg.loc["dcgan", f"{FID} std"])
-    assert tables.display_frame(df).iloc[0]["FID (LeNet) ↓"] == "10.00"
+    assert tables.display_frame(df).iloc[0]["FID (LeNet) ↓"] == "**10.00**"  # best of the two, no std
 
 
 def test_markdown_latex_and_csv():
     df = _runs()
     md = tables.to_markdown(df)
-    assert "FID (LeNet) ↓" in md and "13.00 ± 3.61" in md and "D acc real (%)" in md and "60.0 ± 10.0" in md
-    tex = tables.to_latex(df, caption="Protocol: test")
-    assert tex.startswith("% Protocol: test\n")
-    assert r"13.00 $\pm$ 3.61" in tex and r"D acc real (\%)" in tex and r"$\downarrow$" in tex
+    assert "FID (LeNet) ↓" in md and "**13.00 ± 3.61**" in md and "32.00 ± 2.83" in md  # lower FID is best
+    assert "D acc real (%)" in md and "60.0 ± 10.0" in md and "**60.0" not in md  # accuracy is not ranked
+    tex = tables.latex_tabular(tables.display_frame(df, "latex"))
+    assert r"\textbf{13.00 $\pm$ 3.61}" in tex and r"D acc real (\%)" in tex and r"$\downarrow$" in tex
     assert r"\toprule" in tex and r"\bottomrule" in tex and "±" not in tex
-    csv = pd.read_csv(__import__("io").StringIO(tables.to_csv(df)))
-    assert list(csv["arch"]) == ["dcgan", "vanilla"]
+    csv = pd.read_csv(io.StringIO(tables.to_csv(df)))
+    runs, agg = csv[csv["row"] == "run"], csv[csv["row"] == "aggregate"].set_index("arch")
+    assert len(runs) == 6 and set(runs["status"]) == {"FINISHED", "FAILED"}  # every run, failed ones too
+    assert list(agg.index) == ["dcgan", "vanilla"]
+    assert agg.loc["dcgan", FID] == pytest.approx(13.0)
+    half = sps.t.ppf(0.975, 2) * np.std([10, 12, 17], ddof=1) / np.sqrt(3)
+    assert agg.loc["dcgan", f"{FID} ci95_low"] == pytest.approx(13.0 - half)
+    assert agg.loc["dcgan", f"{FID} ci95_high"] == pytest.approx(13.0 + half)
+
+
+def test_ties_are_not_marked_best():
+    df = _runs().assign(**{FID: 5.0})
+    assert "**" not in tables.to_markdown(df).split("FID (LeNet)")[1].split("|")[0]
+    cells = tables.display_frame(df)["FID (LeNet) ↓"]
+    assert not any(c.startswith("**") for c in cells)
+
+
+def test_paper_layout():
+    df = _runs().assign(**{keys.D_ACC_FAKE: 0.25, keys.EPOCHS: 2.0})
+    frame = tables.paper_frame(df, "lenet-mnist")
+    assert list(frame.columns) == ["Model", "FID (LeNet) ↓", "IS (LeNet) ↑", "Epochs", "D accuracy real / fake (%)"]
+    row = frame.set_index("Model").loc["dcgan"]
+    assert (
+        row["FID (LeNet) ↓"] == "13.00 ± 3.61"
+        and row["Epochs"] == "2.0"
+        and row["D accuracy real / fake (%)"] == "60.0 / 25.0"
+    )
+    assert row["IS (LeNet) ↑"] == "n/a"  # no IS in these runs
+
+
+def test_latex_document_compiles(tmp_path):
+    from tests.reports.tools import need
+
+    pdflatex = need("pdflatex", "texlive-latex-base texlive-latex-recommended")
+    df = _runs()
+    doc = tables.latex_document(
+        [
+            tables.latex_tabular(tables.display_frame(df, "latex")),
+            tables.latex_tabular(tables.paper_frame(df, "lenet-mnist", "latex")),
+        ],
+        ["Protocol: lenet-mnist (sha256 4b83): 10000 samples_x & 100% --inception-weights"],
+    )
+    (tmp_path / "t.tex").write_text(doc)
+    p = subprocess.run(
+        [pdflatex, "-interaction=nonstopmode", "-halt-on-error", "t.tex"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert p.returncode == 0, p.stdout[-2000:]
+    assert (tmp_path / "t.pdf").stat().st_size > 1000
 
 
 def test_columns_follow_the_extractors_present():
