@@ -145,7 +145,7 @@ def build_report(
         (keys.TAG_VERSION, "ganbench"),
         (keys.TAG_GIT, "git commit"),
         (keys.TAG_TORCH, "torch"),
-        (keys.TAG_CUDA, "CUDA"),
+        (keys.TAG_CUDA, "torch's CUDA build"),
     ):
         values = sorted({d[key] for d in df["provenance"] if isinstance(d, dict) and key in d})
         if values:

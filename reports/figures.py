@@ -23,6 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.tracking import Tracker, keys  # noqa: E402
+from reports.tables import arch_order  # noqa: E402
 
 
 def colours(archs: list[str]) -> dict[str, tuple[float, ...]]:
@@ -46,8 +47,9 @@ def sample_grids(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> dict[str,
     """One figure per architecture from its run's ``samples/final.png``; returns ``{arch: png path}``."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for arch, runs in _runs(df).sort_values("seed").groupby("arch", sort=False):
-            run = runs.iloc[0]
+        runs_by_arch = _runs(df).sort_values("seed").groupby("arch")
+        for arch in arch_order(_runs(df)):
+            run = runs_by_arch.get_group(arch).iloc[0]
             path = tracker.download_artifact(run["run_id"], "samples/final.png", Path(tmp) / str(arch))
             if path is None:
                 continue
