@@ -38,6 +38,8 @@ MinutesOpt = Annotated[float | None, typer.Option(help="Wall-clock cap per run, 
 ExperimentOpt = Annotated[str | None, typer.Option(help="MLflow experiment name [mnist-compare].")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 ExtractorOpt = Annotated[str | None, typer.Option(help="Primary feature extractor [lenet-mnist].")]
+PrecisionOpt = Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast) [fp32].")]
+CompileOpt = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile G and D.")]
 InceptionWeightsOpt = Annotated[
     str | None, typer.Option(help="Local Inception-v3 FID weights (torch-fidelity's .pth) for inception-v3-compat.")
 ]
@@ -80,6 +82,8 @@ def _sets(
     minutes: float | None = None,
     extractor: str | None = None,
     inception_weights: str | None = None,
+    precision: str | None = None,
+    compile_: bool | None = None,
 ) -> list[str]:
     """CLI options -> ``--set`` items (options win over --set, which wins over the file)."""
     out = list(sets or [])
@@ -95,6 +99,8 @@ def _sets(
         "train.minutes": minutes,
         "eval.extractor": extractor,
         "eval.inception_weights": inception_weights,
+        "train.precision": precision,
+        "train.compile": compile_,
     }
     out += [f"{k}={_toml(v)}" for k, v in pairs.items() if v is not None]
     if epochs is not None:
@@ -120,6 +126,8 @@ def compare(
     device: DeviceOpt = None,
     extractor: ExtractorOpt = None,
     inception_weights: InceptionWeightsOpt = None,
+    precision: PrecisionOpt = None,
+    compile_: CompileOpt = None,
     report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
     quiet: QuietOpt = False,
 ) -> None:
@@ -144,6 +152,8 @@ def compare(
             minutes=minutes,
             extractor=extractor,
             inception_weights=inception_weights,
+            precision=precision,
+            compile_=compile_,
         ),
     )
 
@@ -181,6 +191,8 @@ def train(
     device: DeviceOpt = None,
     extractor: ExtractorOpt = None,
     inception_weights: InceptionWeightsOpt = None,
+    precision: PrecisionOpt = None,
+    compile_: CompileOpt = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue from this checkpoint (same config, same MLflow run).")
     ] = None,
@@ -203,6 +215,8 @@ def train(
         minutes=minutes,
         extractor=extractor,
         inception_weights=inception_weights,
+        precision=precision,
+        compile_=compile_,
     )
     if resume is None:
         cfg = load_compare_config(config, [*sets, *_sets(None, archs=[arch], seeds=[seed])]).run(arch, seed)
@@ -288,6 +302,30 @@ def eval_(
 
 bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("speed")
+@_errors
+def bench_speed(
+    archs: Annotated[list[str] | None, typer.Argument(help="Architectures [all four].")] = None,
+    steps: Annotated[int, typer.Option(help="Generator steps timed per row (after warm-up).")] = 60,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
+    compile_: Annotated[bool, typer.Option("--compile", help="Add torch.compile to the bf16 row.")] = False,
+    device: DeviceOpt = None,
+    workdir: Annotated[str, typer.Option(help="Workspace folder.")] = "ganbench-runs",
+    data_root: DataRootOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """ms/step, img/s and peak memory of ganbench's training path vs a torchvision DataLoader baseline."""
+    from bench.config import load_compare_config
+    from bench.speed import run_speed_benchmark
+
+    if steps < 2:
+        raise UserError(f"--steps {steps} must be >= 2")
+    sets = _sets(set_, archs=archs, workdir=workdir, data_root=data_root, device=device)
+    sets.append(f"train.batch_size={batch_size}")
+    for line in run_speed_benchmark(load_compare_config(None, sets), steps, compile_):
+        typer.echo(line)
 
 
 @bench_app.command("metrics")

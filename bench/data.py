@@ -148,19 +148,21 @@ class BatchSampler:
     Raises ValueError if ``batch_size`` exceeds the number of images.
     """
 
-    def __init__(self, images: Tensor, batch_size: int, seed: int):
+    def __init__(self, images: Tensor, batch_size: int, seed: int, device: torch.device | str | None = None):
         if batch_size > images.shape[0]:
             raise ValueError(f"batch_size {batch_size} exceeds the {images.shape[0]} images of the split")
         self.images, self.batch_size, self.seed = images, batch_size, seed
+        self.device = torch.device(device) if device is not None else images.device
         self.per_epoch = images.shape[0] // batch_size
         self._epoch, self._perm = -1, None
 
     def __call__(self, index: int) -> Tensor:
-        """Batch ``index`` as float ``(batch_size, C, H, W)`` in ``[-1, 1]`` on the images' device."""
+        """Batch ``index`` as float ``(batch_size, C, H, W)`` in ``[-1, 1]`` on ``device`` (default: the
+        images' device; images held on the host are copied batch by batch, the plain path)."""
         epoch, pos = divmod(index, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(self.images.shape[0], generator=g).to(self.images.device)
             self._epoch = epoch
         idx = self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
-        return to_float(self.images[idx])
+        return to_float(self.images[idx].to(self.device, non_blocking=True))

@@ -103,10 +103,10 @@ def train(
     if state is not None and state.get("arch") != cfg.arch:
         raise CheckpointError(f"checkpoint {str(resume)!r} is for architecture {state.get('arch')!r}, not {cfg.arch!r}")
     prep = check(cfg, device)
-    data = load(cfg.data, "train", cfg.workdir, device)
+    data = load(cfg.data, "train", cfg.workdir, device if cfg.train.fast else "cpu")
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, data.spec.image_shape, data.spec.num_classes)
-    sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed)
+    sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device)
     tags = {
         keys.TAG_ARCH: cfg.arch,
         keys.TAG_SEED: cfg.seed,
@@ -123,7 +123,7 @@ def train(
             run.log_params({**cfg.flat(), "loss": gan.loss_name, "torch": torch.__version__})
         total = total_steps(cfg.train, sampler.per_epoch, gan.optim.n_critic)
         t = cfg.train
-        hooks: list[Hook] = [NaNGuard(), MetricsLogger(run, t.log_every)]
+        hooks: list[Hook] = [NaNGuard(t.log_every), MetricsLogger(run, t.log_every)]
         hooks.append(SampleGrid(ckpt_path.parent / "samples", every(t.sample_every, total, 5), run, seed=cfg.seed))
         curve = None
         if cfg.eval.enabled and t.eval_every != 0:

@@ -53,13 +53,41 @@ def every(interval: int | None, total: int, points: int) -> int:
 
 
 class NaNGuard(Hook):
-    """Stop the run with :class:`TrainingDiverged` as soon as a loss is NaN or infinite."""
+    """Stop the run with :class:`TrainingDiverged` naming the first step whose loss is NaN or infinite.
+
+    The first bad step and its losses are tracked on the device; they are read every step on CPU, and on a
+    GPU every ``every`` steps, at the end and before every checkpoint, so the step itself never waits for
+    the host. A diverged run never writes a checkpoint.
+    """
+
+    def __init__(self, every: int = 1):
+        self.every = every
+        self.first: Tensor | None = None
+        self.values: Tensor | None = None
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.first, self.values = None, None
+        trainer.before_save.append(self.check)
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
-        values = {keys.D_LOSS: out.d_loss, keys.G_LOSS: out.g_loss}
-        if not bool(torch.isfinite(torch.stack(list(values.values()))).all()):
-            name, value = next((k, v) for k, v in values.items() if not torch.isfinite(v))
-            raise TrainingDiverged(out.step, name, float(value))
+        values = torch.stack([out.d_loss.float(), out.g_loss.float()])
+        if self.first is None:
+            self.first = torch.full((), -1, dtype=torch.long, device=values.device)
+            self.values = torch.zeros_like(values)
+        take = (self.first < 0) & ~torch.isfinite(values).all()
+        self.first = torch.where(take, torch.full_like(self.first, out.step), self.first)
+        self.values = torch.where(take, values, self.values)
+        if trainer.device.type != "cuda" or out.step % self.every == 0:
+            self.check(trainer)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self.check(trainer)
+
+    def check(self, trainer: Trainer) -> None:
+        if self.first is not None and int(self.first) >= 0:
+            d, g = self.values.tolist()
+            name, value = (keys.D_LOSS, d) if not math.isfinite(d) else (keys.G_LOSS, g)
+            raise TrainingDiverged(int(self.first), name, value)
 
 
 class MetricsLogger(Hook):
@@ -101,7 +129,7 @@ class ProgressHook(Hook):
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         fields = {}
-        if out.step % 5 == 0 or out.step == trainer.total_steps:  # reading losses syncs a GPU
+        if out.step % trainer.cfg.train.log_every == 0 or out.step == trainer.total_steps:  # reading syncs a GPU
             fields["losses"] = f"D {float(out.d_loss):.3g} G {float(out.g_loss):.3g}"
             ms = trainer.timer.last_ms()
             if ms:

@@ -1,0 +1,131 @@
+"""``ganbench bench speed``: ganbench's training path against the classic one, same models, same process.
+
+Rows per architecture (same batch size, same harness, ``steps`` generator steps after ``warmup``):
+
+- ``baseline``: batches from a ``torchvision`` ``DataLoader`` over ``datasets.MNIST`` with ``ToTensor()`` +
+  ``Normalize((0.5,), (0.5,))`` (per-sample PIL transforms, ``num_workers=0``, shuffled), for-loop Adam,
+  losses read back (host-synchronised) every step: how the classic MNIST GAN scripts train;
+- ``ganbench``: the default fast path (split resident on the device, foreach/fused Adam, no host sync in
+  the step), fp32;
+- ``ganbench bf16``: the fast path with bf16 autocast (``--compile`` adds ``torch.compile``).
+
+The ratio is baseline ms/step over the row's ms/step (p50): above 1 means faster than the baseline. Every
+row is also logged as an MLflow run of the experiment ``ganbench-speed``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from architectures import build_gan
+from bench import keys
+from bench.config import CompareConfig, RunConfig
+from bench.data import BatchSampler, load, resolve_root
+from bench.errors import DataError
+from bench.harness import FitResult, fit, resolve_device, seed_everything
+from bench.provenance import provenance_tags
+from bench.timing import device_name
+from bench.tracking import Tracker
+
+
+class LoaderSampler:
+    """A ``DataLoader`` behind the harness's sampler interface; each batch is copied to ``device``."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, device: torch.device):
+        self.loader, self.device = loader, device
+        self.batch_size, self.per_epoch = loader.batch_size, len(loader)
+        self._it = iter(loader)
+
+    def __call__(self, index: int) -> torch.Tensor:
+        try:
+            images, _ = next(self._it)
+        except StopIteration:
+            self._it = iter(self.loader)
+            images, _ = next(self._it)
+        return images.to(self.device)
+
+
+def torchvision_mnist(cc: CompareConfig) -> torch.utils.data.Dataset:
+    """``torchvision.datasets.MNIST`` (train) with ToTensor + Normalize, unpacked in the workspace cache.
+
+    The read-only ``GANBENCH_DATA`` folder is never written to: its ``.gz`` files are copied into
+    ``<workdir>/cache/torchvision/MNIST/raw`` and torchvision verifies their md5 and unpacks them there.
+    """
+    from torchvision import datasets, transforms
+
+    cache = Path(cc.workdir).resolve() / "cache" / "torchvision"
+    root = resolve_root(cc.data)
+    if root is not None:
+        raw = cache / "MNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for gz in (root / "MNIST" / "raw").glob("*.gz"):
+            if not (raw / gz.name).exists():
+                shutil.copyfile(gz, raw / gz.name)
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    try:
+        return datasets.MNIST(str(cache), train=True, download=True, transform=transform)
+    except Exception as e:
+        raise DataError(f"torchvision MNIST for the baseline is not available ({e})") from None
+
+
+def _time(cfg: RunConfig, sampler, device: torch.device) -> FitResult:
+    seed_everything(cfg.seed)
+    gan = build_gan(cfg.arch, cfg.model, (1, 28, 28))
+    return fit(gan, sampler, cfg, device)
+
+
+def run_speed_benchmark(cc: CompareConfig, steps: int, compile_: bool = False, log: bool = True) -> Iterator[str]:
+    """Yield the lines of the table for every architecture of ``cc`` (its batch size, device, seed)."""
+    device = resolve_device(cc.train.device)
+    train = replace(
+        cc.train, steps=steps, epochs=None, minutes=None, warmup_steps=min(cc.train.warmup_steps, steps - 1)
+    )
+    baseline_data = torchvision_mnist(cc)
+    images = load(cc.data, "train", cc.workdir, device).images
+    tracker = Tracker(cc.workdir) if log else None
+    yield f"device: {device_name(device)}; torch {torch.__version__}; batch {train.batch_size}; {steps} generator steps"
+    header = ("architecture", "path", "ms/step p50", "p95", "img/s", "peak MB", "vs baseline")
+    yield "{:12s} {:20s} {:>11s} {:>8s} {:>8s} {:>8s} {:>11s}".format(*header)
+    for arch in cc.archs:
+        base_cfg = replace(cc.run(arch, cc.seeds[0]), train=replace(train, fast=False))
+        loader = torch.utils.data.DataLoader(
+            baseline_data, batch_size=train.batch_size, shuffle=True, drop_last=True, num_workers=0,
+            generator=torch.Generator().manual_seed(cc.seeds[0]),
+        )  # fmt: skip
+        rows = [("baseline", _time(base_cfg, LoaderSampler(loader, device), device))]
+        fast_cfg = replace(base_cfg, train=train)
+        rows.append(("ganbench", _time(fast_cfg, BatchSampler(images, train.batch_size, cc.seeds[0]), device)))
+        bf16 = replace(fast_cfg, train=replace(train, precision="bf16", compile=compile_))
+        name = "ganbench bf16" + ("+compile" if compile_ else "")
+        rows.append((name, _time(bf16, BatchSampler(images, train.batch_size, cc.seeds[0]), device)))
+        base_ms = rows[0][1].timing.ms_per_step_p50
+        for path, r in rows:
+            ratio = base_ms / r.timing.ms_per_step_p50
+            tm = r.timing
+            yield (
+                f"{arch:12s} {path:20s} {tm.ms_per_step_p50:11.1f} {tm.ms_per_step_p95:8.1f} {tm.img_per_s:8.0f} "
+                f"{tm.peak_mem_mb:8.0f} {ratio:10.2f}x"
+            )
+            if tracker is not None:
+                tags = {
+                    keys.TAG_ARCH: arch,
+                    "ganbench.speed_path": path,
+                    keys.TAG_DEVICE: tm.device,
+                    **provenance_tags(),
+                }
+                with tracker.run("ganbench-speed", f"{arch}-{path.replace(' ', '-')}", tags) as run:
+                    run.log_params({"batch_size": train.batch_size, "steps": steps, "path": path})
+                    run.log_metrics(
+                        {
+                            keys.MS_PER_STEP_P50: tm.ms_per_step_p50,
+                            keys.MS_PER_STEP_P95: tm.ms_per_step_p95,
+                            keys.IMG_PER_S: tm.img_per_s,
+                            keys.PEAK_MEM_MB: tm.peak_mem_mb,
+                            "time/speedup_vs_baseline": ratio,
+                        }
+                    )
