@@ -387,3 +387,29 @@ def load_compare_config(
     if isinstance(train, dict) and ("steps" in train) != ("epochs" in train):
         train.setdefault("steps" if "epochs" in train else "epochs", None)
     return from_dict(CompareConfig, data)
+
+
+def to_toml(data: dict[str, Any]) -> str:
+    """Write a config dict as TOML that :func:`load_compare_config` reads back (None values are left out,
+    which restores their defaults)."""
+    import json
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float, str)):
+            return json.dumps(v)  # JSON numbers and strings are TOML values
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    def table(d: dict[str, Any], prefix: str) -> list[str]:
+        lines = [f"{k} = {value(v)}" for k, v in d.items() if v is not None and not isinstance(v, dict)]
+        for k, v in d.items():
+            if isinstance(v, dict) and v:
+                name = f"{prefix}{k}" if "-" not in k else f'{prefix}"{k}"'
+                header = ["", f"[{name}]"] if any(not isinstance(x, dict) for x in v.values()) else []
+                lines += [*header, *table(v, f"{name}.")]
+        return lines
+
+    return "\n".join(table(data, "")).lstrip("\n") + "\n"

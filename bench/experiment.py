@@ -84,6 +84,9 @@ def train(
     progress: Any = None,
     resume: str | Path | None = None,
     extra_hooks: tuple[Hook, ...] = (),
+    tags: dict[str, Any] | None = None,
+    run_name: str | None = None,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
 ) -> RunResult:
     """Train, evaluate and track one (architecture, seed) run.
 
@@ -93,6 +96,8 @@ def train(
         progress: a rich Progress to add a task to (None: no progress bar).
         resume: a checkpoint of this architecture to continue from (its MLflow run is reopened).
         extra_hooks: appended after the built-in hooks.
+        tags / run_name: extra MLflow tags and a run name (e.g. for a study's trial runs).
+        on_eval: called with ``(step, metrics)`` after each evaluation of the FID curve.
 
     Raises UserError for bad input (before a run starts); any failure during training ends the MLflow run
     FAILED (KILLED on Ctrl-C) and propagates.
@@ -107,16 +112,17 @@ def train(
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, data.spec.image_shape, data.spec.num_classes)
     sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device)
-    tags = {
+    all_tags = {
         keys.TAG_ARCH: cfg.arch,
         keys.TAG_SEED: cfg.seed,
         keys.TAG_KIND: keys.KIND_RUN,
         **provenance_tags(),
         **{keys.TAG_UNAVAILABLE + k: v for k, v in prep.unavailable.items()},
+        **(tags or {}),
     }
     run_id = state.get("mlflow_run_id") if state else None
 
-    with tracker.run(cfg.experiment, cfg.run_name, tags, run_id=run_id) as run:
+    with tracker.run(cfg.experiment, run_name or cfg.run_name, all_tags, run_id=run_id) as run:
         run_dir = cfg.run_dir.with_name(f"{cfg.run_name}-{run.run_id[:8]}")
         ckpt_path = Path(resume) if resume else run_dir / "checkpoint.pt"
         if state is None:
@@ -131,7 +137,7 @@ def train(
                 prep.reference, cfg.eval, cfg.workdir, cfg.seed, device, prep.extractors[cfg.eval.extractor]
             )
             best_path = ckpt_path.parent / "best.pt" if t.keep_best else None
-            curve = PeriodicEval(fid, every(t.eval_every, total, 10), run, best_path=best_path)
+            curve = PeriodicEval(fid, every(t.eval_every, total, 10), run, best_path=best_path, on_result=on_eval)
             hooks.append(curve)
         hooks.append(Checkpointer(ckpt_path, t.checkpoint_every))
         if progress is not None:

@@ -181,7 +181,8 @@ class PeriodicEval(Hook):
 
     ``evaluate`` must leave the networks' train/eval modes as it found them (``bench.metrics`` does). With
     ``best_path``, the checkpoint with the lowest ``key`` so far is kept there (written atomically);
-    ``best`` is ``(value, step)`` of the best evaluation and ``n_evals`` counts evaluations.
+    ``best`` is ``(value, step)`` of the best evaluation and ``n_evals`` counts evaluations; ``on_result``
+    is called with ``(step, metrics)`` after each evaluation.
     """
 
     def __init__(
@@ -191,8 +192,10 @@ class PeriodicEval(Hook):
         run: RunLogger,
         key: str = keys.TRAIN_FID,
         best_path: Path | None = None,
+        on_result: Callable[[int, dict[str, float]], None] | None = None,
     ):
         self.evaluate, self.every, self.run, self.key, self.best_path = evaluate, every, run, key, best_path
+        self.on_result = on_result
         self.best: tuple[float, int] | None = None
         self.n_evals = 0
 
@@ -206,6 +209,8 @@ class PeriodicEval(Hook):
                 self.best = (value, out.step)
                 if self.best_path is not None:
                     trainer.save_checkpoint(self.best_path)
+            if self.on_result is not None:  # e.g. report to an Optuna trial, which may stop the run
+                self.on_result(out.step, metrics)
 
 
 class Checkpointer(Hook):

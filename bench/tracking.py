@@ -127,8 +127,9 @@ class Tracker:
             self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
             raise
         except BaseException as e:
+            # an exception may name its own end state (a pruned trial ends KILLED, not FAILED)
             run.set_tags({keys.TAG_FAILURE: f"{type(e).__name__}: {e}"})
-            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+            self.client.set_terminated(run_id, getattr(e, "run_status", RunStatus.to_string(RunStatus.FAILED)))
             raise
         self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
@@ -144,6 +145,17 @@ class Tracker:
     def attach(self, run_id: str) -> Run:
         """An existing run, to log more metrics or tags to it without changing its status."""
         return Run(self.client, run_id)
+
+    def find_runs(self, experiment: str, tag: str, value: str) -> list[tuple[str, str]]:
+        """``[(run_id, status), ...]`` of the experiment's runs whose tag ``tag`` equals ``value``, newest first
+        (filtered by the tracking store, not in Python)."""
+        exp_id = self.experiment_id(experiment, create=False)
+        if exp_id is None:
+            return []
+        runs = self.client.search_runs(
+            [exp_id], filter_string=f"tags.`{tag}` = '{value}'", order_by=["start_time DESC"]
+        )
+        return [(r.info.run_id, r.info.status) for r in runs]
 
     def search_runs(self, experiments: Iterable[str]) -> list[dict[str, Any]]:
         """Every run of the named experiments as a dict: run_id, experiment, run_name, status, start_time,

@@ -1,0 +1,301 @@
+"""Optuna studies over ganbench runs: ``ganbench tune``.
+
+One study = one MLflow experiment (named after the study) with a parent run for the study and a child run
+per trial (tags ``mlflow.parentRunId``, ``ganbench.trial``, ``ganbench.trial_state``; the child's run id is
+stored in the trial's user attributes). Storage: Optuna's journal file in the workspace by default (safe
+for several worker processes on one host), or ``--storage postgresql://…`` (Optuna's RDB storage with
+heartbeats, so trials of a worker that died are failed by ``fail_stale_trials``): workers on many hosts
+then share one study. Re-running with the same study name resumes it up to its trial count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from bench import keys
+from bench.config import CompareConfig, from_dict, load_compare_config, read_toml
+from bench.errors import ConfigError, TrainingDiverged, UserError
+from bench.tracking import Tracker
+from studies.spaces import Param, space_for, to_sets
+
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("median", "hyperband", "none")
+MAXIMISE = {keys.IS_MEAN, keys.PRECISION, keys.RECALL}
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+# a trial's default budget: short runs, a smaller evaluation (override in the study file or with --set)
+TUNE_DEFAULTS = {"eval": {"n_samples": 2000, "during_training_samples": 500, "inception": "off"}}
+DEFAULT_STEPS = 300
+STALE = "stale"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """arch; name (default ``<arch>-search``); trials: total over all workers and resumptions; timeout:
+    seconds per worker; metric: ``fid``, ``kid_mean`` (minimised), ``is_mean``, ``precision``, ``recall``
+    (maximised) with the primary extractor; sampler: tpe | random | cmaes; pruner: median | hyperband | none
+    (on the FID curve); storage: None (journal file) or an RDB URL; workers: processes on this host; seed."""
+
+    arch: str = "dcgan"
+    name: str | None = None
+    trials: int = 20
+    timeout: float | None = None
+    metric: str = "fid"
+    sampler: str = "tpe"
+    pruner: str = "median"
+    storage: str | None = None
+    workers: int = 1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "study.trials": (self.trials >= 1, ">= 1"),
+            "study.workers": (1 <= self.workers <= 64, "between 1 and 64"),
+            "study.sampler": (self.sampler in SAMPLERS, " | ".join(SAMPLERS)),
+            "study.pruner": (self.pruner in PRUNERS, " | ".join(PRUNERS)),
+            "study.metric": (
+                self.metric in (keys.FID, keys.KID_MEAN, *MAXIMISE),
+                "fid, kid_mean, is_mean, precision, recall",
+            ),
+            "study.timeout": (self.timeout is None or self.timeout > 0, "> 0"),
+        }
+        for key, (ok, allowed) in checks.items():
+            if not ok:
+                raise ConfigError(f"{key} = {getattr(self, key.split('.')[1])!r} is not allowed; expected {allowed}")
+        if self.pruner != "none" and self.metric != keys.FID:
+            raise ConfigError(
+                f"study.pruner = {self.pruner!r} prunes on the FID curve; "
+                "use it with metric = 'fid' or set pruner = 'none'"
+            )
+
+    @property
+    def study_name(self) -> str:
+        return self.name or f"{self.arch}-search"
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.metric in MAXIMISE else "minimize"
+
+
+def load_study(
+    path: str | None, sets: list[str], study_sets: dict[str, Any]
+) -> tuple[StudyConfig, CompareConfig, dict]:
+    """A study file (``[study]``, ``[space.*]`` and the usual data/train/eval/model tables) + ``--set`` items
+    + command-line study options -> (StudyConfig, the trials' base CompareConfig, space overrides)."""
+    data = read_toml(path) if path else {}
+    study = {**data.pop("study", {}), **{k: v for k, v in study_sets.items() if v is not None}}
+    space = data.pop("space", {})
+    sc = from_dict(StudyConfig, study, "study.")
+    budget_given = (
+        "steps" in data.get("train", {})
+        or "epochs" in data.get("train", {})
+        or any(s.startswith(("train.steps=", "train.epochs=")) for s in sets)
+    )
+    base = json.loads(json.dumps(TUNE_DEFAULTS))
+    for section, values in data.items():
+        base[section] = {**base.get(section, {}), **values} if isinstance(values, dict) else values
+    base.update(archs=[sc.arch], seeds=[sc.seed], experiment=sc.study_name)
+    budget = [] if budget_given else [f"train.steps={DEFAULT_STEPS}", "train.epochs=none"]
+    cc = load_compare_config(None, [*budget, *sets], base=base)
+    space_for(sc.arch, space)  # validate the overrides now
+    return sc, cc, space
+
+
+def open_storage(url: str | None, workdir: str | os.PathLike[str], name: str) -> optuna.storages.BaseStorage:
+    """The journal file ``<workdir>/optuna/<name>.journal`` by default, or an RDB storage with heartbeats.
+
+    Raises UserError for an unsupported URL or a database that cannot be reached.
+    """
+    if url is None or url.startswith("journal:"):
+        path = Path(url[len("journal:") :]) if url else Path(workdir).resolve() / "optuna" / f"{name}.journal"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    if not url.startswith(("postgresql", "mysql", "sqlite")):
+        raise UserError(f"--storage {url!r} is not supported; use postgresql://user:pass@host/db or journal:PATH")
+    try:
+        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+    except Exception as e:  # sqlalchemy OperationalError, missing driver
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"--storage {url!r} cannot be opened: {first}") from None
+
+
+def _sampler(sc: StudyConfig, worker: int) -> optuna.samplers.BaseSampler:
+    seed = sc.seed * 1000 + worker  # workers must not propose the same points
+    if sc.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if sc.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(sc: StudyConfig, cc: CompareConfig) -> optuna.pruners.BasePruner:
+    if sc.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+    if sc.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=cc.train.steps or "auto")
+    return optuna.pruners.NopPruner()
+
+
+class Pruned(optuna.TrialPruned):
+    """A pruned trial; its MLflow run ends KILLED (it did not finish) and keeps its partial curve."""
+
+    run_status = "KILLED"
+
+
+def objective(trial: optuna.Trial, sc: StudyConfig, base: dict, space: tuple[Param, ...], parent: str) -> float:
+    """Suggest, train one run with the library, report the FID curve for pruning, return the metric."""
+    from bench.experiment import train
+
+    values = {p.name: p.suggest(trial) for p in space}
+    cfg = load_compare_config(None, to_sets(sc.arch, space, values), base=base).run(sc.arch, sc.seed)
+
+    def report(step: int, metrics: dict[str, float]) -> None:
+        trial.report(metrics[keys.TRAIN_FID], step)
+        if trial.should_prune():
+            raise Pruned(f"pruned at generator step {step}")
+
+    tags = {"mlflow.parentRunId": parent, "ganbench.study": sc.study_name, "ganbench.trial": trial.number}
+    try:
+        result = train(cfg, Tracker(cfg.workdir), tags=tags, run_name=f"trial-{trial.number}", on_eval=report)
+    except (TrainingDiverged, Exception) as e:
+        if not isinstance(e, optuna.TrialPruned):
+            trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
+        raise
+    finally:
+        _tag_trial_run(trial, cfg.workdir, sc.study_name)
+    return result.metrics[keys.eval_key(cfg.eval.extractor, sc.metric)]
+
+
+def _tag_trial_run(trial: optuna.Trial, workdir: str, experiment: str) -> None:
+    """Store the id of the trial's MLflow run in the trial's user attributes."""
+    runs = Tracker(workdir).find_runs(experiment, "ganbench.trial", str(trial.number))
+    if runs:
+        trial.set_user_attr("mlflow_run_id", runs[0][0])
+
+
+def _state_callback(workdir: str, experiment: str):
+    def cb(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if run_id:
+            Tracker(workdir).attach(run_id).set_tags({"ganbench.trial_state": trial.state.name})
+        value = f"{trial.value:.4g}" if trial.value is not None else trial.user_attrs.get("failure", "")
+        print(f"trial {trial.number}: {trial.state.name} {value}", flush=True)
+
+    return cb
+
+
+def _worker(payload: dict[str, Any], n_trials: int, worker: int) -> None:
+    """One worker process: load the study and run ``n_trials`` trials of it."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if payload.get("threads"):  # K processes on one CPU: share the cores instead of oversubscribing them
+        import torch
+
+        torch.set_num_threads(payload["threads"])
+    sc = StudyConfig(**payload["study"])
+    base, space = payload["base"], space_for(sc.arch, payload["space"])
+    storage = open_storage(sc.storage, base["workdir"], sc.study_name)
+    study = optuna.load_study(
+        study_name=sc.study_name,
+        storage=storage,
+        sampler=_sampler(sc, worker),
+        pruner=_pruner(sc, from_dict(CompareConfig, base)),
+    )
+    study.optimize(
+        lambda t: objective(t, sc, base, space, payload["parent"]),
+        n_trials=n_trials,
+        timeout=sc.timeout,
+        catch=(Exception,),  # a failing trial is recorded FAIL with its reason; the study goes on
+        callbacks=[_state_callback(base["workdir"], sc.study_name)],
+        gc_after_trial=True,
+    )
+
+
+def _shares(n: int, workers: int) -> list[int]:
+    return [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
+
+
+def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> optuna.Study:
+    """Create or resume the study and run it to ``sc.trials`` finished trials with ``sc.workers`` processes.
+
+    With several workers each process gets ``cpu_count // workers`` torch threads (measured on 2 cores:
+    two 2-thread workers were 4.5x slower than one). Trials of an earlier, killed process still RUNNING in a
+    journal storage are marked FAIL ("stale") first (the journal has no heartbeat; run one launcher per
+    study and host) and do not count toward ``sc.trials``. Raises UserError for bad storage.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    storage = open_storage(sc.storage, cc.workdir, sc.study_name)
+    study = optuna.create_study(
+        storage=storage, study_name=sc.study_name, direction=sc.direction, load_if_exists=True,
+        sampler=_sampler(sc, 0), pruner=_pruner(sc, cc),
+    )  # fmt: skip
+    if study.direction.name.lower() != sc.direction:
+        raise UserError(
+            f"study {sc.study_name!r} exists with direction {study.direction.name.lower()}, not {sc.direction}"
+        )
+    tracker = Tracker(cc.workdir)
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        for t in stale:
+            reason = f"{STALE}: its worker stopped before it finished"
+            study._storage.set_trial_user_attr(t._trial_id, "failure", reason)  # before: finished trials are frozen
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        for t in stale:  # their MLflow runs end KILLED too
+            for run_id, status in tracker.find_runs(sc.study_name, "ganbench.trial", str(t.number)):
+                if status == "RUNNING":
+                    tracker.attach(run_id).set_tags({keys.TAG_FAILURE: "stale: its worker was killed"})
+                    tracker.client.set_terminated(run_id, "KILLED")
+    base = dataclasses.asdict(cc)
+    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    if parent_id and not tracker.has_run(parent_id):
+        parent_id = None
+    tags = {"ganbench.study": sc.study_name, keys.TAG_ARCH: sc.arch, keys.TAG_KIND: "study"}
+    with tracker.run(sc.study_name, f"study-{sc.study_name}", tags, run_id=parent_id) as parent:
+        if parent_id is None:
+            parent.log_params(
+                {f"study.{k}": v for k, v in dataclasses.asdict(sc).items()} | {"space": json.dumps(space)}
+            )
+            study.set_user_attr("mlflow_parent_run_id", parent.run_id)
+            study.set_user_attr("arch", sc.arch)
+            study.set_user_attr("metric", sc.metric)
+            study.set_user_attr("base_config", json.dumps(base))
+            study.set_user_attr("space", json.dumps(space))
+        done = sum(  # trials of a worker that died do not use up the budget
+            not str(t.user_attrs.get("failure", "")).startswith(STALE)
+            for t in study.get_trials(deepcopy=False, states=FINISHED)
+        )
+        shares = [n for n in _shares(max(0, sc.trials - done), sc.workers) if n]
+        threads = max(1, (os.cpu_count() or 1) // len(shares)) if len(shares) > 1 else None
+        payload = {
+            "study": dataclasses.asdict(sc),
+            "base": base,
+            "space": space,
+            "parent": parent.run_id,
+            "threads": threads,
+        }
+        if len(shares) == 1:
+            _worker(payload, shares[0], 0)
+        elif shares:
+            ctx = multiprocessing.get_context("spawn")
+            procs = [ctx.Process(target=_worker, args=(payload, n, i)) for i, n in enumerate(shares)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join()
+            if any(p.exitcode != 0 for p in procs):
+                raise RuntimeError(f"worker exit codes {[p.exitcode for p in procs]}")
+        counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in FINISHED}
+        metrics = {f"study/n_{k.lower()}": float(v) for k, v in counts.items()}
+        if counts["COMPLETE"]:
+            metrics["study/best_value"] = study.best_value
+        parent.log_metrics(metrics)
+    return study
