@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,7 +45,8 @@ InceptionWeightsOpt = Annotated[
 
 
 def _errors(fn):
-    """Turn UserError into one line on stderr and exit 2; Ctrl-C into exit 130."""
+    """Turn UserError into one line on stderr and exit 2 (``--debug`` re-raises it); Ctrl-C / SIGTERM into
+    exit 130 / 143."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -55,13 +55,18 @@ def _errors(fn):
         except UserError as e:
             if os.environ.get("GANBENCH_DEBUG"):
                 raise
-            typer.echo(f"error: {e}", err=True)
+            typer.echo(f"error: {_one_line(str(e))}", err=True)
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            typer.echo("interrupted", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (bench.signals): the run ended KILLED
+            typer.echo(f"{e or 'interrupted'}; the run is marked KILLED (resume with --resume)", err=True)
+            raise typer.Exit(getattr(e, "exit_code", 130)) from None
 
     return wrapper
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks and other non-printable characters a user's value may bring into a message."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _toml(value: Any) -> str:
@@ -129,6 +134,9 @@ def compare(
     precision: PrecisionOpt = None,
     compile_: CompileOpt = None,
     report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip runs that FINISHED; continue interrupted ones from their checkpoint.")
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Train each architecture x seed under the same budget, track every run in MLflow, write the report."""
@@ -161,7 +169,7 @@ def compare(
         if r.status != "FINISHED":
             typer.secho(f"{r.arch} seed {r.seed}: {r.status}: {r.error}", fg="red", err=True)
 
-    result = run_compare(cc, show_progress=not quiet, report=report, on_run_end=on_run_end)
+    result = run_compare(cc, show_progress=not quiet, report=report, on_run_end=on_run_end, resume=resume)
     if result.report_dir is not None:
         from reports import tables
         from reports.collect import collect
@@ -447,9 +455,21 @@ def ui(
     raise typer.Exit(serve_ui(workdir, port))
 
 
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of user errors.")] = False,
+) -> None:
+    """Compare GAN architectures head-to-head: one harness, MLflow tracking, paper-ready reports."""
+    if debug:
+        os.environ["GANBENCH_DEBUG"] = "1"
+
+
 def main() -> None:
+    from bench import signals
+
+    signals.install()
     app(prog_name="ganbench")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -302,7 +302,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"unknown key '{prefix}{unknown[0]}'; allowed: {', '.join(sorted(fields))}")
+        raise ConfigError(f"unknown key {prefix + unknown[0]!r}; allowed: {', '.join(sorted(fields))}")
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]

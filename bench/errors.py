@@ -31,11 +31,13 @@ class CheckpointError(UserError):
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the run is marked FAILED.
+    """A loss or a weight became NaN or infinite; the run is marked FAILED.
 
-    Attributes: ``step`` (generator step, 1-based), ``loss`` (name), ``value`` (the bad value).
+    Attributes: ``step`` (generator step, 1-based), ``loss`` (what diverged), ``value`` (the bad value),
+    ``checkpoint`` (the last good checkpoint, or None).
     """
 
-    def __init__(self, step: int, loss: str, value: float):
-        super().__init__(f"training diverged at generator step {step}: {loss} = {value}")
-        self.step, self.loss, self.value = step, loss, value
+    def __init__(self, step: int, loss: str, value: float, checkpoint: object = None):
+        where = f"last good checkpoint: {checkpoint}" if checkpoint else "no checkpoint was written"
+        super().__init__(f"training diverged at generator step {step}: {loss} = {value} ({where})")
+        self.step, self.loss, self.value, self.checkpoint = step, loss, value, checkpoint

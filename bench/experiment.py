@@ -276,15 +276,30 @@ class CompareResult:
         return [r for r in self.runs if r.status != "FINISHED"]
 
 
+def _previous_runs(tracker: Tracker, cc: CompareConfig) -> dict[tuple[str, int], dict[str, Any]]:
+    """The latest run of each (architecture, seed) already in the experiment."""
+    if tracker.experiment_id(cc.experiment, create=False) is None:
+        return {}
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"]):
+        arch, seed = r["tags"].get(keys.TAG_ARCH), r["tags"].get(keys.TAG_SEED)
+        if r["tags"].get(keys.TAG_KIND) == keys.KIND_RUN and arch and seed is not None:
+            out[(arch, int(seed))] = r
+    return out
+
+
 def compare(
     cc: CompareConfig,
     show_progress: bool = True,
     report: bool = True,
     on_run_end: Callable[[RunResult], None] | None = None,
+    resume: bool = False,
 ) -> CompareResult:
     """Train every architecture x seed of ``cc`` under the same budget, then write the report.
 
-    Bad input raises UserError before the first run starts. A run that fails (diverges or raises) is
+    With ``resume``, an (architecture, seed) whose latest run FINISHED is skipped, one that was interrupted
+    (KILLED, or left RUNNING by a killed process) continues from its checkpoint, and a FAILED one starts
+    again. Bad input raises UserError before the first run starts. A run that fails (diverges or raises) is
     recorded FAILED and the comparison goes on; Ctrl-C ends the current run KILLED and stops. With
     evaluation on, the real-data floor (training images scored as samples) is added as a reference run.
     """
@@ -293,10 +308,19 @@ def compare(
     tracker = Tracker(cc.workdir)
     results: list[RunResult] = []
     ctx = progress_bar() if show_progress else contextlib.nullcontext()
+    previous = _previous_runs(tracker, cc) if resume else {}
     with ctx as progress:
         for cfg in runs:
+            prev = previous.get((cfg.arch, cfg.seed))
+            if prev is not None and prev["status"] == "FINISHED":
+                results.append(RunResult(cfg.arch, cfg.seed, prev["run_id"], "FINISHED", prev["metrics"]))
+                continue
+            ckpt = None
+            if prev is not None and prev["status"] in ("KILLED", "RUNNING"):
+                found = cfg.run_dir.with_name(f"{cfg.run_name}-{prev['run_id'][:8]}") / "checkpoint.pt"
+                ckpt = found if found.is_file() else None
             try:
-                res = train(cfg, tracker, progress)
+                res = train(cfg, tracker, progress, resume=ckpt)
             except UserError:
                 raise
             except Exception as e:

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from architectures.losses import LOSSES, gradient_penalty
 from architectures.registry import GAN
-from bench import checkpoint
+from bench import checkpoint, signals
 from bench.config import RunConfig, TrainConfig
 from bench.data import BatchSampler
 from bench.errors import CheckpointError
@@ -78,6 +78,8 @@ class Trainer:
     stop_reason: str = "budget"
     extra_state: dict[str, Any] = field(default_factory=dict)  # stored in checkpoints (e.g. mlflow_run_id)
     before_save: list[Callable[[Trainer], None]] = field(default_factory=list)  # checks run before a save
+    in_step: bool = False  # True while a step is half done (its state must not be saved)
+    last_checkpoint: Path | None = None
 
     @torch.no_grad()
     def sample(self, z: Tensor) -> Tensor:
@@ -109,7 +111,8 @@ class Trainer:
         """Run the ``before_save`` checks (e.g. the NaN guard), then write the checkpoint atomically."""
         for check in self.before_save:
             check(self)
-        return checkpoint.save(path, self.state_dict())
+        self.last_checkpoint = checkpoint.save(path, self.state_dict())
+        return self.last_checkpoint
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from a checkpoint dict. Raises CheckpointError if it belongs to another architecture."""
@@ -207,44 +210,52 @@ def fit(
     for h in hooks:
         h.on_fit_start(trainer)
     t_start = time.perf_counter()
-    while trainer.step < trainer.total_steps:
-        if time.monotonic() > deadline:
-            trainer.stop_reason = "minutes"
-            break
-        trainer.timer.start()
-        for _ in range(o.n_critic):
-            real = sampler(trainer.d_step)
-            trainer.d_step += 1
-            z = torch.randn(batch, z_dim, device=device)
-            with autocast:
-                with torch.no_grad():
-                    fake = G_run(z)
-                d_real = D_run(real).float()
-                d_loss, _, extras = loss_fn(d_real, D_run(fake).float())
-                if o.gp_weight > 0:
-                    gp = gradient_penalty(D, real, fake)  # eager D: double backward
-                    d_loss = d_loss + o.gp_weight * gp
-                    extras = {**extras, "gp": gp.detach()}
-            trainer.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            trainer.opt_d.step()
+    try:
+        while trainer.step < trainer.total_steps:
+            if time.monotonic() > deadline:
+                trainer.stop_reason = "minutes"
+                break
+            with signals.deferred():  # SIGINT/SIGTERM wait for the step to end (bench.signals)
+                trainer.in_step = True
+                trainer.timer.start()
+                for _ in range(o.n_critic):
+                    real = sampler(trainer.d_step)
+                    trainer.d_step += 1
+                    z = torch.randn(batch, z_dim, device=device)
+                    with autocast:
+                        with torch.no_grad():
+                            fake = G_run(z)
+                        d_real = D_run(real).float()
+                        d_loss, _, extras = loss_fn(d_real, D_run(fake).float())
+                        if o.gp_weight > 0:
+                            gp = gradient_penalty(D, real, fake)  # eager D: double backward
+                            d_loss = d_loss + o.gp_weight * gp
+                            extras = {**extras, "gp": gp.detach()}
+                    trainer.opt_d.zero_grad(set_to_none=True)
+                    d_loss.backward()
+                    trainer.opt_d.step()
 
-        D.requires_grad_(False)  # no discriminator gradients in the generator step
-        z = torch.randn(batch, z_dim, device=device)
-        with autocast:
-            _, g_loss, _ = loss_fn(d_real.detach(), D_run(G_run(z)).float())
-        trainer.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        trainer.opt_g.step()
-        D.requires_grad_(True)
-        if not t.fast:  # the plain path reads the losses back every step, as classic training scripts do
-            d_loss.item(), g_loss.item()
-        trainer.timer.stop()
+                D.requires_grad_(False)  # no discriminator gradients in the generator step
+                z = torch.randn(batch, z_dim, device=device)
+                with autocast:
+                    _, g_loss, _ = loss_fn(d_real.detach(), D_run(G_run(z)).float())
+                trainer.opt_g.zero_grad(set_to_none=True)
+                g_loss.backward()
+                trainer.opt_g.step()
+                D.requires_grad_(True)
+                if not t.fast:  # the plain path reads the losses back every step, as classic training scripts do
+                    d_loss.item(), g_loss.item()
+                trainer.timer.stop()
 
-        trainer.step += 1
-        out = StepOutput(trainer.step, d_loss.detach(), g_loss.detach(), extras)
+                trainer.step += 1
+                trainer.in_step = False
+            out = StepOutput(trainer.step, d_loss.detach(), g_loss.detach(), extras)
+            for h in hooks:
+                h.on_step_end(trainer, out)
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: let hooks save what a resume needs, then stop
         for h in hooks:
-            h.on_step_end(trainer, out)
+            h.on_interrupt(trainer)
+        raise
     train_s = time.perf_counter() - t_start
     for h in hooks:
         h.on_fit_end(trainer)

@@ -44,6 +44,9 @@ class Hook:
     def on_fit_end(self, trainer: Trainer) -> None:
         pass
 
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """Ctrl-C or SIGTERM stopped training (``trainer.in_step`` says whether mid-step)."""
+
 
 def every(interval: int | None, total: int, points: int) -> int:
     """Resolve a cadence: None = about ``points`` times over ``total`` steps; 0 = never."""
@@ -53,11 +56,13 @@ def every(interval: int | None, total: int, points: int) -> int:
 
 
 class NaNGuard(Hook):
-    """Stop the run with :class:`TrainingDiverged` naming the first step whose loss is NaN or infinite.
+    """Stop the run with :class:`TrainingDiverged` naming the first step whose loss is NaN or infinite, or
+    the step at which a weight was found NaN or infinite, and the last good checkpoint.
 
     The first bad step and its losses are tracked on the device; they are read every step on CPU, and on a
     GPU every ``every`` steps, at the end and before every checkpoint, so the step itself never waits for
-    the host. A diverged run never writes a checkpoint.
+    the host. Weights are checked every ``every`` steps and before every checkpoint. A diverged run never
+    writes a checkpoint.
     """
 
     def __init__(self, every: int = 1):
@@ -67,7 +72,7 @@ class NaNGuard(Hook):
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.first, self.values = None, None
-        trainer.before_save.append(self.check)
+        trainer.before_save.append(self.check_all)
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         values = torch.stack([out.d_loss.float(), out.g_loss.float()])
@@ -77,17 +82,28 @@ class NaNGuard(Hook):
         take = (self.first < 0) & ~torch.isfinite(values).all()
         self.first = torch.where(take, torch.full_like(self.first, out.step), self.first)
         self.values = torch.where(take, values, self.values)
-        if trainer.device.type != "cuda" or out.step % self.every == 0:
+        if out.step % self.every == 0:
+            self.check_all(trainer)
+        elif trainer.device.type != "cuda":
             self.check(trainer)
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        self.check(trainer)
+        self.check_all(trainer)
 
     def check(self, trainer: Trainer) -> None:
         if self.first is not None and int(self.first) >= 0:
             d, g = self.values.tolist()
             name, value = (keys.D_LOSS, d) if not math.isfinite(d) else (keys.G_LOSS, g)
-            raise TrainingDiverged(int(self.first), name, value)
+            raise TrainingDiverged(int(self.first), name, value, trainer.last_checkpoint)
+
+    def check_all(self, trainer: Trainer) -> None:
+        """The losses, then every weight of both networks."""
+        self.check(trainer)
+        for net in ("generator", "discriminator"):
+            for pname, p in getattr(trainer.gan, net).named_parameters():
+                if not bool(torch.isfinite(p).all()):
+                    bad = p.detach().flatten()[~torch.isfinite(p.detach().flatten())][0].item()
+                    raise TrainingDiverged(trainer.step, f"{net} weight {pname}", bad, trainer.last_checkpoint)
 
 
 class MetricsLogger(Hook):
@@ -225,3 +241,12 @@ class Checkpointer(Hook):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         trainer.save_checkpoint(self.path)
+
+    def on_interrupt(self, trainer: Trainer) -> None:
+        """Save at a step boundary only (a half-done step is not a state to resume from); a diverged
+        state is not saved either, the previous checkpoint stays."""
+        if not trainer.in_step and trainer.step > 0:
+            try:
+                trainer.save_checkpoint(self.path)
+            except TrainingDiverged:
+                pass

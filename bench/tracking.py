@@ -83,13 +83,34 @@ def _param_str(v: Any) -> str:
 class Tracker:
     """The tracking store of one workspace.
 
-    Raises UserError at construction if the store cannot be opened (e.g. a dead tracking server).
+    Raises UserError at construction if the store cannot be opened (e.g. a dead tracking server), within
+    seconds.
     """
 
     def __init__(self, workdir: str | os.PathLike[str]):
         self.workdir = Path(workdir).resolve()
         self.uri = tracking_uri(self.workdir)
         self.client = _client(self.uri)
+        self._probe()
+
+    def _probe(self) -> None:
+        """Fail in seconds, before any training, when the store cannot be reached or opened."""
+        if self.uri.startswith(("http://", "https://")):
+            import requests
+
+            try:
+                requests.get(self.uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+            except Exception as e:
+                raise UserError(
+                    f"MLFLOW_TRACKING_URI = {self.uri!r} is unreachable ({type(e).__name__}); "
+                    "start the tracking server or unset MLFLOW_TRACKING_URI to use the workspace's store"
+                ) from None
+            return
+        try:
+            self.client.search_experiments(max_results=1)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"the MLflow store {self.uri!r} cannot be opened: {first}") from None
 
     def experiment_id(self, name: str, create: bool = True) -> str | None:
         exp = self.client.get_experiment_by_name(name)
@@ -122,8 +143,8 @@ class Tracker:
         run = Run(self.client, run_id)
         try:
             yield run
-        except KeyboardInterrupt:
-            run.set_tags({keys.TAG_FAILURE: "interrupted (KeyboardInterrupt)"})
+        except KeyboardInterrupt as e:
+            run.set_tags({keys.TAG_FAILURE: str(e) or "interrupted (KeyboardInterrupt)"})  # e.g. by SIGTERM
             self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
             raise
         except BaseException as e:

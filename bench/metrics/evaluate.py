@@ -181,27 +181,30 @@ def fidelity(
             f"{n_ref} reference); lower it or raise eval.n_samples / eval.n_reference"
         )
     cache_name = f"{reference.name}-{reference.split}-{name}-{sha[:16]}-n{n_ref}"
-    out = torch_fidelity.calculate_metrics(
-        input1=_Images(spec.prepare(generated)),
-        input2=_Images(spec.prepare(ref)),
-        input2_cache_name=cache_name,
-        cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
-        cache=True,
-        cuda=torch.cuda.is_available() and reference.images.is_cuda,
-        batch_size=cfg.batch_size,
-        feature_extractor=spec.fidelity_name,
-        feature_extractor_weights_path=str(weights),
-        isc="isc" in metrics,
-        fid="fid" in metrics,
-        kid="kid" in metrics,
-        prc="prc" in metrics,
-        kid_subsets=cfg.kid_subsets,
-        kid_subset_size=cfg.kid_subset_size,
-        prc_neighborhood=cfg.prc_neighborhood,
-        rng_seed=seed,
-        save_cpu_ram=True,  # no DataLoader worker processes
-        verbose=False,
-    )
+    # torch-fidelity's DataLoaders draw their seeds from the global torch RNG, once more when the reference
+    # cache is cold: fork it, so evaluating never changes training (or depends on the cache's state)
+    with torch.random.fork_rng(devices=[]):
+        out = torch_fidelity.calculate_metrics(
+            input1=_Images(spec.prepare(generated)),
+            input2=_Images(spec.prepare(ref)),
+            input2_cache_name=cache_name,
+            cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
+            cache=True,
+            cuda=torch.cuda.is_available() and reference.images.is_cuda,
+            batch_size=cfg.batch_size,
+            feature_extractor=spec.fidelity_name,
+            feature_extractor_weights_path=str(weights),
+            isc="isc" in metrics,
+            fid="fid" in metrics,
+            kid="kid" in metrics,
+            prc="prc" in metrics,
+            kid_subsets=cfg.kid_subsets,
+            kid_subset_size=cfg.kid_subset_size,
+            prc_neighborhood=cfg.prc_neighborhood,
+            rng_seed=seed,
+            save_cpu_ram=True,  # no DataLoader worker processes
+            verbose=False,
+        )
     result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
     return result, Protocol(name, sha, n_gen, f"{reference.name}/{reference.split}", n_ref, seed)
 

@@ -89,13 +89,16 @@ def test_bad_precision_is_a_config_error():
 
 def test_nan_guard_on_a_gpu_reads_back_only_every_n_steps():
     """On CUDA the guard keeps the first bad step on the device and raises at the next read-back."""
-    trainer = SimpleNamespace(device=SimpleNamespace(type="cuda"), before_save=[])
+    nets = SimpleNamespace(generator=torch.nn.Linear(2, 2), discriminator=torch.nn.Linear(2, 1))
+    trainer = SimpleNamespace(
+        device=SimpleNamespace(type="cuda"), before_save=[], gan=nets, step=4, last_checkpoint=None
+    )
     guard = NaNGuard(every=4)
     guard.on_fit_start(trainer)
     finite, nan = torch.tensor(1.0), torch.tensor(float("nan"))
     for step, d in ((1, finite), (2, nan), (3, finite)):
         guard.on_step_end(trainer, StepOutput(step, d, finite, {}))  # no exception yet: not read back
-    with pytest.raises(TrainingDiverged, match="generator step 2: train/d_loss = nan"):
+    with pytest.raises(TrainingDiverged, match=r"generator step 2: train/d_loss = nan \(no checkpoint was written\)"):
         guard.on_step_end(trainer, StepOutput(4, finite, finite, {}))
     with pytest.raises(TrainingDiverged):  # a checkpoint save runs the check first
         trainer.before_save[0](trainer)
