@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -37,6 +38,14 @@ def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # a full disk shows up as torch's "unexpected pos" RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free / 2**20
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint"
+        raise CheckpointError(
+            f"cannot write checkpoint {str(path)!r} ({first}); {free:.0f} MiB free there; {kept}"
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

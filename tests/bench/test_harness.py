@@ -172,3 +172,20 @@ def test_checkpoint_errors(tmp_path):
     evil.write_bytes(pickle.dumps(Recorder()))  # arbitrary objects are refused by weights_only loading
     with pytest.raises(CheckpointError, match="cannot be read"):
         checkpoint.load(evil)
+
+
+def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = checkpoint.save(tmp_path / "c.pt", {"step": 1})
+
+    def full_disk(obj, f, *a, **k):
+        f.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:671] . unexpected pos 16821568 vs 16821456")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(
+        CheckpointError, match=r"cannot write checkpoint .*c.pt.* MiB free there; the previous checkpoint is kept"
+    ):
+        checkpoint.save(path, {"step": 2})
+    monkeypatch.undo()
+    assert checkpoint.load(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left
