@@ -177,11 +177,13 @@ def fit(
         gan: built by ``architectures.build_gan``; moved to ``device``.
         sampler: real batches, float ``(B, C, H, W)`` in ``[-1, 1]`` on ``device``.
         cfg: the resolved run config (budget, cadence; stored in checkpoints).
-        hooks: called at fit start, after each generator step, and at fit end (in order).
+        hooks: called at fit start, after each generator step, at fit end (in order), and on an interrupt.
         resume: a checkpoint dict (``bench.checkpoint.load``) to continue from.
         extra_state: extra entries stored in every checkpoint.
 
     Returns a FitResult. Exceptions from hooks (e.g. ``TrainingDiverged``) propagate after nothing else runs.
+    A KeyboardInterrupt (Ctrl-C, or SIGTERM through ``bench.signals``) first calls every hook's
+    ``on_interrupt`` (the checkpointer saves if the last step completed), then propagates.
     """
     G, D = gan.generator.to(device), gan.discriminator.to(device)
     loss_fn = LOSSES.get(gan.loss_name).fn

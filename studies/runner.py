@@ -23,7 +23,7 @@ import optuna
 
 from bench import keys
 from bench.config import CompareConfig, from_dict, load_compare_config, read_toml
-from bench.errors import ConfigError, TrainingDiverged, UserError
+from bench.errors import ConfigError, UserError
 from bench.tracking import Tracker
 from studies.spaces import Param, space_for, to_sets
 
@@ -165,7 +165,7 @@ def objective(trial: optuna.Trial, sc: StudyConfig, base: dict, space: tuple[Par
     tags = {"mlflow.parentRunId": parent, "ganbench.study": sc.study_name, "ganbench.trial": trial.number}
     try:
         result = train(cfg, Tracker(cfg.workdir), tags=tags, run_name=f"trial-{trial.number}", on_eval=report)
-    except (TrainingDiverged, Exception) as e:
+    except Exception as e:
         if not isinstance(e, optuna.TrialPruned):
             trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
         raise
