@@ -78,6 +78,17 @@ def check(cfg: RunConfig, device: torch.device | None = None) -> Prepared:
     return Prepared(reference, extractors, unavailable)
 
 
+def _run_tags(arch: str, seed: int, kind: str, prep: Prepared) -> dict[str, Any]:
+    """The tags every ganbench run carries: what it is, provenance, and extractors that were not computed."""
+    return {
+        keys.TAG_ARCH: arch,
+        keys.TAG_SEED: seed,
+        keys.TAG_KIND: kind,
+        **provenance_tags(),
+        **{keys.TAG_UNAVAILABLE + k: v for k, v in prep.unavailable.items()},
+    }
+
+
 def train(
     cfg: RunConfig,
     tracker: Tracker | None = None,
@@ -112,14 +123,7 @@ def train(
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, data.spec.image_shape, data.spec.num_classes)
     sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device)
-    all_tags = {
-        keys.TAG_ARCH: cfg.arch,
-        keys.TAG_SEED: cfg.seed,
-        keys.TAG_KIND: keys.KIND_RUN,
-        **provenance_tags(),
-        **{keys.TAG_UNAVAILABLE + k: v for k, v in prep.unavailable.items()},
-        **(tags or {}),
-    }
+    all_tags = {**_run_tags(cfg.arch, cfg.seed, keys.KIND_RUN, prep), **(tags or {})}
     run_id = state.get("mlflow_run_id") if state else None
 
     with tracker.run(cfg.experiment, run_name or cfg.run_name, all_tags, run_id=run_id) as run:
@@ -183,13 +187,7 @@ def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train
     device = resolve_device(cfg.train.device)
     prep = check(replace(cfg, eval=replace(cfg.eval, enabled=True)), device)
     real = load(cfg.data, split, cfg.workdir)
-    tags = {
-        keys.TAG_ARCH: keys.KIND_FLOOR,
-        keys.TAG_SEED: cfg.seed,
-        keys.TAG_KIND: keys.KIND_FLOOR,
-        **provenance_tags(),
-        **{keys.TAG_UNAVAILABLE + k: v for k, v in prep.unavailable.items()},
-    }
+    tags = _run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep)
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:
         metrics, protocols = real_floor(real, prep.reference, cfg.eval, cc.workdir, cfg.seed, prep.extractors)
         run.log_params({f"eval.{k}": v for k, v in flatten(cfg.to_dict()["eval"]).items()} | {"floor.split": split})

@@ -136,7 +136,6 @@ class ProgressHook(Hook):
     def __init__(self, progress: Progress, description: str):
         self.progress, self.description = progress, description
         self.task: Any = None
-        self._last: float = 0.0
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.task = self.progress.add_task(

@@ -28,7 +28,6 @@ from reports.collect import collect
 from reports.stats import pairwise
 
 FORMATS = ("md", "tex", "csv", "html")
-LOWER_IS_BETTER = {keys.FID, keys.KID_MEAN}
 NEED_SEEDS = "Needs at least 2 finished seeds per architecture (e.g. `ganbench compare --seeds 3`)."
 SHORT_METRICS = (keys.FID, keys.IS_MEAN, keys.KID_MEAN, keys.PRECISION, keys.RECALL)
 

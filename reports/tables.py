@@ -42,8 +42,7 @@ def _extractor_of(key: str) -> str | None:
 def extractors_in(df: pd.DataFrame) -> list[str]:
     """Extractors with numbers in ``df``, then those recorded as unavailable; LeNet first."""
     found = {m.group(1) for c in df.columns if (m := re.match(r"^eval/([^/]+)/fid$", str(c))) and df[c].notna().any()}
-    if "unavailable" in df:
-        found |= {name for d in df["unavailable"] if isinstance(d, dict) for name in d}
+    found |= _unavailable(df)
     order = list(EXTRACTOR_LABELS)
     return sorted(found, key=lambda e: (order.index(e) if e in order else len(order), e))
 

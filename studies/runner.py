@@ -150,7 +150,9 @@ class Pruned(optuna.TrialPruned):
     run_status = "KILLED"
 
 
-def objective(trial: optuna.Trial, sc: StudyConfig, base: dict, space: tuple[Param, ...], parent: str) -> float:
+def objective(
+    trial: optuna.Trial, sc: StudyConfig, base: dict, space: tuple[Param, ...], parent: str, tracker: Tracker
+) -> float:
     """Suggest, train one run with the library, report the FID curve for pruning, return the metric."""
     from bench.experiment import train
 
@@ -164,28 +166,28 @@ def objective(trial: optuna.Trial, sc: StudyConfig, base: dict, space: tuple[Par
 
     tags = {"mlflow.parentRunId": parent, "ganbench.study": sc.study_name, "ganbench.trial": trial.number}
     try:
-        result = train(cfg, Tracker(cfg.workdir), tags=tags, run_name=f"trial-{trial.number}", on_eval=report)
+        result = train(cfg, tracker, tags=tags, run_name=f"trial-{trial.number}", on_eval=report)
     except Exception as e:
         if not isinstance(e, optuna.TrialPruned):
             trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
         raise
     finally:
-        _tag_trial_run(trial, cfg.workdir, sc.study_name)
+        _tag_trial_run(trial, tracker, sc.study_name)
     return result.metrics[keys.eval_key(cfg.eval.extractor, sc.metric)]
 
 
-def _tag_trial_run(trial: optuna.Trial, workdir: str, experiment: str) -> None:
+def _tag_trial_run(trial: optuna.Trial, tracker: Tracker, experiment: str) -> None:
     """Store the id of the trial's MLflow run in the trial's user attributes."""
-    runs = Tracker(workdir).find_runs(experiment, "ganbench.trial", str(trial.number))
+    runs = tracker.find_runs(experiment, "ganbench.trial", str(trial.number))
     if runs:
         trial.set_user_attr("mlflow_run_id", runs[0][0])
 
 
-def _state_callback(workdir: str, experiment: str):
+def _state_callback(tracker: Tracker):
     def cb(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         run_id = trial.user_attrs.get("mlflow_run_id")
         if run_id:
-            Tracker(workdir).attach(run_id).set_tags({"ganbench.trial_state": trial.state.name})
+            tracker.attach(run_id).set_tags({"ganbench.trial_state": trial.state.name})
         value = f"{trial.value:.4g}" if trial.value is not None else trial.user_attrs.get("failure", "")
         print(f"trial {trial.number}: {trial.state.name} {value}", flush=True)
 
@@ -209,12 +211,13 @@ def _worker(payload: dict[str, Any], n_trials: int, worker: int) -> None:
         sampler=_sampler(sc, worker),
         pruner=_pruner(sc, from_dict(CompareConfig, base)),
     )
+    tracker = Tracker(base["workdir"])  # one MLflow client for all of this worker's trials
     study.optimize(
-        lambda t: objective(t, sc, base, space, payload["parent"]),
+        lambda t: objective(t, sc, base, space, payload["parent"], tracker),
         n_trials=n_trials,
         timeout=sc.timeout,
         catch=(Exception,),  # a failing trial is recorded FAIL with its reason; the study goes on
-        callbacks=[_state_callback(base["workdir"], sc.study_name)],
+        callbacks=[_state_callback(tracker)],
         gc_after_trial=True,
     )
 

@@ -18,7 +18,7 @@ from bench.config import load_compare_config
 from bench.tracking import Tracker
 from studies import runner
 from studies.runner import StudyConfig, load_study, open_storage, run_study
-from tests.reports.tools import need
+from tests.reports.tools import missing
 
 pytestmark = pytest.mark.slow
 TINY = [
@@ -99,7 +99,7 @@ def test_two_workers_on_the_journal_share_the_trials(workdir, mnist_root):
 def test_postgres_storage_shared_by_two_workers(workdir, mnist_root):
     url = os.environ.get("GANBENCH_TEST_POSTGRES")
     if not url:
-        need("__postgres_url__", "postgresql (.ci/postgres starts it and sets GANBENCH_TEST_POSTGRES)")
+        missing("GANBENCH_TEST_POSTGRES is not set (.ci/run starts PostgreSQL with .ci/postgres and sets it)")
     name = f"pg-{os.getpid()}-{int(time.time())}"
     r = _tune(workdir, "--trials", "2", "--workers", "2", "--steps", "3", "--study-name", name, "--storage", url)
     assert r.exit_code == 0, r.output
@@ -154,18 +154,21 @@ def test_killed_study_resumes_to_its_trial_count(workdir, mnist_root):
         "--trials",
         "3",
         "--steps",
-        "40",
+        "300",  # trials of seconds: the poll below sees a RUNNING trial after a COMPLETE one
         "--pruner",
         "none",
         "--study-name",
         "k",
         *_cli_sets(workdir),
+        "--set",
+        "train.eval_every=0",  # no FID curve: long trials, cheap
     ]
     cmd = [sys.executable, "-m", "bench.cli", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     storage_path = workdir / "optuna" / "k.journal"
     deadline = time.time() + 120
     while time.time() < deadline:  # kill -9 once a trial finished and the next one is running
+        assert proc.poll() is None, f"the study ended before it could be killed: {proc.stdout.read()}"
         if storage_path.exists():
             trials = optuna.load_study(study_name="k", storage=open_storage(None, workdir, "k")).trials
             if (
@@ -174,6 +177,7 @@ def test_killed_study_resumes_to_its_trial_count(workdir, mnist_root):
             ):
                 break
         time.sleep(0.2)
+    assert proc.poll() is None, "no trial was seen running after a finished one"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     r = CliRunner().invoke(app, args)  # the same command again resumes the study
