@@ -376,6 +376,7 @@ app.add_typer(bench_app, name="bench")
 def bench_speed(
     archs: Annotated[list[str] | None, typer.Argument(help="Architectures [all four].")] = None,
     steps: Annotated[int, typer.Option(help="Generator steps timed per row (after warm-up).")] = 60,
+    rounds: Annotated[int, typer.Option(help="Interleaved rounds the steps are split into.")] = 3,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 64,
     compile_: Annotated[bool, typer.Option("--compile", help="Add torch.compile to the bf16 row.")] = False,
     device: DeviceOpt = None,
@@ -387,11 +388,13 @@ def bench_speed(
     from bench.config import load_compare_config
     from bench.speed import run_speed_benchmark
 
-    if steps < 2:
-        raise UserError(f"--steps {steps} must be >= 2")
+    if rounds < 1:
+        raise UserError(f"--rounds {rounds} must be >= 1")
+    if steps < 2 or steps < rounds:
+        raise UserError(f"--steps {steps} must be >= 2 and >= --rounds ({rounds})")
     sets = _sets(set_, archs=archs, workdir=workdir, data_root=data_root, device=device)
     sets.append(f"train.batch_size={batch_size}")
-    for line in run_speed_benchmark(load_compare_config(None, sets), steps, compile_):
+    for line in run_speed_benchmark(load_compare_config(None, sets), steps, compile_, rounds=rounds):
         typer.echo(line)
 
 

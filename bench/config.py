@@ -34,6 +34,10 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+OPTIMIZER_IMPLS = ("fused", "foreach", "for-loop", "torch-default")  # train.optimizer_impl
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # train.compile_mode (torch.compile's modes)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """dataset: a registered dataset name; root: folder holding ``MNIST/raw/*.gz`` (None: ``$GANBENCH_DATA``,
@@ -57,12 +61,18 @@ class TrainConfig:
     best FID curve value as ``best.pt`` and evaluate it instead of the last one (the "best FID over
     checkpoints" protocol of Lucic et al. 2018; the run is tagged so).
 
-    Speed: ``fast`` (default) keeps the split on the device, uses foreach Adam (fused on CUDA) and reads
-    losses back only every ``log_every`` steps; ``fast = false`` is the plain path (batches copied from the
-    host, for-loop Adam, losses read every step), bit-identical to the fast path on CPU. ``precision``:
-    ``"fp32"`` or ``"bf16"`` (autocast for the forward passes; not bit-identical). ``compile``:
-    ``torch.compile`` the generator and discriminator (the gradient penalty uses the eager critic, as
-    compiled graphs do not support double backward).
+    Speed: ``fast`` (default) keeps the split on the device and reads losses back only every ``log_every``
+    steps; ``fast = false`` is the plain path (batches copied from the host, losses read every step),
+    bit-identical to the fast path on CPU. ``optimizer_impl``: the Adam kernel of both paths, ``"fused"``
+    (default: one kernel per parameter, on CPU and CUDA), ``"foreach"``, ``"for-loop"``, or
+    ``"torch-default"`` (what ``torch.optim.Adam`` picks when not told: for-loop on CPU, foreach on CUDA).
+    ``channels_last``: convolution weights and batches in NHWC layout (faster convolutions on CPU's oneDNN
+    and on CUDA's tensor cores; no effect on MLPs).
+    ``precision``: ``"fp32"`` or ``"bf16"`` (autocast for the forward passes; not bit-identical).
+    ``compile``: ``torch.compile`` the generator and discriminator (the gradient penalty uses the eager
+    critic, as compiled graphs do not support double backward) with ``compile_mode`` (torch.compile's
+    ``mode``: ``"default"``, ``"reduce-overhead"`` = CUDA graphs, valid here because every batch has the
+    same shape, or ``"max-autotune"``).
     """
 
     steps: int | None = None
@@ -78,7 +88,10 @@ class TrainConfig:
     keep_best: bool = False
     fast: bool = True
     precision: str = "fp32"
+    optimizer_impl: str = "fused"
+    channels_last: bool = True
     compile: bool = False
+    compile_mode: str = "default"
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
@@ -88,7 +101,9 @@ class TrainConfig:
         _require(self.minutes is None or self.minutes > 0, "train.minutes", self.minutes, "> 0")
         _require(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _require(self.log_every >= 1, "train.log_every", self.log_every, ">= 1")
-        _require(self.precision in ("fp32", "bf16"), "train.precision", self.precision, "'fp32' or 'bf16'")
+        _require_one_of("train.precision", self.precision, ("fp32", "bf16"))
+        _require_one_of("train.optimizer_impl", self.optimizer_impl, OPTIMIZER_IMPLS)
+        _require_one_of("train.compile_mode", self.compile_mode, COMPILE_MODES)
         for key in ("sample_every", "eval_every", "checkpoint_every", "warmup_steps"):
             v = getattr(self, key)
             _require(v is None or v >= 0, f"train.{key}", v, ">= 0")
@@ -130,7 +145,7 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _require(self.n_samples >= 2, "eval.n_samples", self.n_samples, ">= 2")
-        _require(self.inception in ("auto", "on", "off"), "eval.inception", self.inception, "'auto', 'on' or 'off'")
+        _require_one_of("eval.inception", self.inception, ("auto", "on", "off"))
         _require(self.n_reference is None or self.n_reference >= 2, "eval.n_reference", self.n_reference, ">= 2")
         _require(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
         _require(self.kid_subsets >= 1, "eval.kid_subsets", self.kid_subsets, ">= 1")
@@ -225,6 +240,11 @@ class CompareConfig:
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"{key} = {value!r} is not allowed; expected {allowed}")
+
+
+def _require_one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    choices = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+    _require(value in allowed, key, value, choices)
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

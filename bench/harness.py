@@ -1,7 +1,10 @@
 """The training loop: ``fit()``.
 
 For each generator step: ``n_critic`` discriminator steps (one real batch each, fakes detached, plus
-λ·gradient penalty when the architecture asks for it), then one generator step. The budget is generator
+λ·gradient penalty when the architecture asks for it), then one generator step. With ``n_critic = 1`` the
+generator step scores the same fakes again with the updated discriminator (one generator forward per step,
+as in PyTorch's DCGAN example); with ``n_critic > 1`` it draws fresh z (Gulrajani et al. 2017, Algorithm 1).
+The budget is generator
 steps or epochs of real data (``bench.config.TrainConfig``), optionally capped by wall-clock minutes.
 Everything else (progress, logging, grids, evaluation, checkpoints, the NaN guard) is a hook.
 """
@@ -28,6 +31,14 @@ from bench.data import BatchSampler
 from bench.errors import CheckpointError
 from bench.hooks import Hook
 from bench.timing import StepTimer, TimingSummary
+
+# train.optimizer_impl -> torch.optim.Adam keyword arguments
+ADAM_IMPLS: dict[str, dict[str, bool]] = {
+    "fused": {"fused": True},
+    "foreach": {"foreach": True},
+    "for-loop": {"foreach": False},
+    "torch-default": {},
+}
 
 
 def seed_everything(seed: int) -> None:
@@ -160,6 +171,7 @@ class FitResult:
     train_s: float
     stop_reason: str
     timing: TimingSummary
+    step_ms: np.ndarray  # the timed steps' milliseconds (after warm-up), for combining several fits
 
 
 def fit(
@@ -186,10 +198,12 @@ def fit(
     ``on_interrupt`` (the checkpointer saves if the last step completed), then propagates.
     """
     G, D = gan.generator.to(device), gan.discriminator.to(device)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    G.to(memory_format=memory_format)  # only 4-d (convolution) weights change layout
+    D.to(memory_format=memory_format)
     loss_fn = LOSSES.get(gan.loss_name).fn
     o, t = gan.optim, cfg.train
-    # fast: foreach Adam (bit-identical to the for-loop on CPU), fused on CUDA; plain: the for-loop
-    adam = ({"fused": True} if device.type == "cuda" else {"foreach": True}) if t.fast else {"foreach": False}
+    adam = ADAM_IMPLS[t.optimizer_impl]  # the same kernel on both paths: they stay bit-identical on CPU
     trainer = Trainer(
         cfg=cfg,
         gan=gan,
@@ -203,7 +217,13 @@ def fit(
     )
     if resume is not None:
         trainer.load_state_dict(resume)
-    G_run, D_run = (torch.compile(G), torch.compile(D)) if t.compile else (G, D)
+    G_run, D_run = (
+        (torch.compile(G, mode=t.compile_mode), torch.compile(D, mode=t.compile_mode)) if t.compile else (G, D)
+    )
+    cuda_graphs = t.compile and t.compile_mode != "default" and device.type == "cuda"
+    # n_critic = 1: the generator step scores the discriminator step's fakes again (one G forward per step,
+    # as PyTorch's DCGAN example); n_critic > 1: fresh z for the generator step (Gulrajani et al. 2017, Alg. 1)
+    reuse_fakes = o.n_critic == 1
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
     batch, z_dim = sampler.batch_size, G.z_dim
     deadline = time.monotonic() + t.minutes * 60 if t.minutes else math.inf
@@ -220,15 +240,17 @@ def fit(
             with signals.deferred():  # SIGINT/SIGTERM wait for the step to end (bench.signals)
                 trainer.in_step = True
                 trainer.timer.start()
+                if cuda_graphs:  # a new iteration: outputs of the previous step's graph replays may be reused
+                    torch.compiler.cudagraph_mark_step_begin()
                 for _ in range(o.n_critic):
-                    real = sampler(trainer.d_step)
+                    real = sampler(trainer.d_step).contiguous(memory_format=memory_format)
                     trainer.d_step += 1
                     z = torch.randn(batch, z_dim, device=device)
                     with autocast:
-                        with torch.no_grad():
+                        with torch.set_grad_enabled(reuse_fakes):
                             fake = G_run(z)
                         d_real = D_run(real).float()
-                        d_loss, _, extras = loss_fn(d_real, D_run(fake).float())
+                        d_loss, _, extras = loss_fn(d_real, D_run(fake.detach()).float())
                         if o.gp_weight > 0:
                             gp = gradient_penalty(D, real, fake)  # eager D: double backward
                             d_loss = d_loss + o.gp_weight * gp
@@ -238,9 +260,12 @@ def fit(
                     trainer.opt_d.step()
 
                 D.requires_grad_(False)  # no discriminator gradients in the generator step
-                z = torch.randn(batch, z_dim, device=device)
+                if not reuse_fakes:
+                    z = torch.randn(batch, z_dim, device=device)
+                    with autocast:
+                        fake = G_run(z)
                 with autocast:
-                    _, g_loss, _ = loss_fn(d_real.detach(), D_run(G_run(z)).float())
+                    _, g_loss, _ = loss_fn(d_real.detach(), D_run(fake).float())
                 trainer.opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 trainer.opt_g.step()
@@ -268,4 +293,5 @@ def fit(
         train_s=train_s,
         stop_reason=trainer.stop_reason,
         timing=trainer.timer.summary(),
+        step_ms=trainer.timer.step_times_ms(),
     )

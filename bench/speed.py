@@ -3,10 +3,11 @@
 Rows per architecture (same batch size, same harness, ``steps`` generator steps after ``warmup``):
 
 - ``baseline``: batches from a ``torchvision`` ``DataLoader`` over ``datasets.MNIST`` with ``ToTensor()`` +
-  ``Normalize((0.5,), (0.5,))`` (per-sample PIL transforms, ``num_workers=0``, shuffled), for-loop Adam,
-  losses read back (host-synchronised) every step: how the classic MNIST GAN scripts train;
-- ``ganbench``: the default fast path (split resident on the device, foreach/fused Adam, no host sync in
-  the step), fp32;
+  ``Normalize((0.5,), (0.5,))`` (per-sample PIL transforms, ``num_workers=0``, shuffled), the Adam that
+  ``torch.optim.Adam`` picks when not told (for-loop on CPU, foreach on CUDA), losses read back
+  (host-synchronised) every step: how the classic MNIST GAN scripts train;
+- ``ganbench``: the default fast path (split resident on the device, fused Adam, channels-last
+  convolutions, no host sync in the step), fp32;
 - ``ganbench bf16``: the fast path with bf16 autocast (``--compile`` adds ``torch.compile``).
 
 The ratio is baseline ms/step over the row's ms/step (p50): above 1 means faster than the baseline. Every
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from architectures import build_gan
@@ -29,7 +31,7 @@ from bench.data import BatchSampler, load, resolve_root
 from bench.errors import DataError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
 from bench.provenance import provenance_tags
-from bench.timing import device_name
+from bench.timing import TimingSummary, device_name, summarize
 from bench.tracking import Tracker
 
 
@@ -73,40 +75,70 @@ def torchvision_mnist(cc: CompareConfig) -> torch.utils.data.Dataset:
         raise DataError(f"torchvision MNIST for the baseline is not available ({e})") from None
 
 
-def _time(cfg: RunConfig, sampler, device: torch.device) -> FitResult:
+def _time(cfg: RunConfig, sampler, device: torch.device) -> tuple[FitResult, int]:
+    """One fit from the seed; returns it and the real images one generator step consumes."""
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, (1, 28, 28))
-    return fit(gan, sampler, cfg, device)
+    return fit(gan, sampler, cfg, device), cfg.train.batch_size * gan.optim.n_critic
 
 
-def run_speed_benchmark(cc: CompareConfig, steps: int, compile_: bool = False, log: bool = True) -> Iterator[str]:
-    """Yield the lines of the table for every architecture of ``cc`` (its batch size, device, seed)."""
+def _combine(parts: list[tuple[FitResult, int]], device: torch.device) -> TimingSummary:
+    """One summary of several fits of the same path: their timed steps pooled, the highest peak memory."""
+    ms = np.concatenate([r.step_ms for r, _ in parts])
+    peak = max(r.timing.peak_mem_mb for r, _ in parts)
+    return summarize(ms, parts[0][1], device, peak, parts[0][0].timing.peak_mem_kind)
+
+
+def run_speed_benchmark(
+    cc: CompareConfig, steps: int, compile_: bool = False, log: bool = True, rounds: int = 3
+) -> Iterator[str]:
+    """Yield the lines of the table for every architecture of ``cc`` (its batch size, device, seed).
+
+    The paths of one architecture run interleaved, ``rounds`` times each in a rotating order, each time
+    from the seed for ``warm-up + steps / rounds`` generator steps; a row pools its rounds' timed steps.
+    Slow drift of a shared machine (other tenants, clock changes) then hits every row alike instead of
+    whichever ran last. Raises ValueError if ``steps < rounds`` or ``rounds < 1``.
+    """
+    if rounds < 1 or steps < rounds:
+        raise ValueError(f"steps = {steps} and rounds = {rounds}: need rounds >= 1 and steps >= rounds")
     device = resolve_device(cc.train.device)
-    train = replace(
-        cc.train, steps=steps, epochs=None, minutes=None, warmup_steps=min(cc.train.warmup_steps, steps - 1)
-    )
+    per_round = -(-steps // rounds)
+    warmup = min(cc.train.warmup_steps, 5)
+    train = replace(cc.train, steps=warmup + per_round, epochs=None, minutes=None, warmup_steps=warmup)
     baseline_data = torchvision_mnist(cc)
     images = load(cc.data, "train", cc.workdir, device).images
     tracker = Tracker(cc.workdir) if log else None
-    yield f"device: {device_name(device)}; torch {torch.__version__}; batch {train.batch_size}; {steps} generator steps"
+    yield (
+        f"device: {device_name(device)}; torch {torch.__version__}; batch {train.batch_size}; "
+        f"{per_round * rounds} generator steps per row in {rounds} interleaved rounds (+{warmup} warm-up each)"
+    )
     header = ("architecture", "path", "ms/step p50", "p95", "img/s", "peak MB", "vs baseline")
     yield "{:12s} {:20s} {:>11s} {:>8s} {:>8s} {:>8s} {:>11s}".format(*header)
+    bf16_name = "ganbench bf16" + ("+compile" if compile_ else "")
     for arch in cc.archs:
-        base_cfg = replace(cc.run(arch, cc.seeds[0]), train=replace(train, fast=False))
+        run_cfg = cc.run(arch, cc.seeds[0])
+        classic = replace(train, fast=False, optimizer_impl="torch-default", channels_last=False)
         loader = torch.utils.data.DataLoader(
             baseline_data, batch_size=train.batch_size, shuffle=True, drop_last=True, num_workers=0,
             generator=torch.Generator().manual_seed(cc.seeds[0]),
         )  # fmt: skip
-        rows = [("baseline", _time(base_cfg, LoaderSampler(loader, device), device))]
-        fast_cfg = replace(base_cfg, train=train)
-        rows.append(("ganbench", _time(fast_cfg, BatchSampler(images, train.batch_size, cc.seeds[0]), device)))
-        bf16 = replace(fast_cfg, train=replace(train, precision="bf16", compile=compile_))
-        name = "ganbench bf16" + ("+compile" if compile_ else "")
-        rows.append((name, _time(bf16, BatchSampler(images, train.batch_size, cc.seeds[0]), device)))
-        base_ms = rows[0][1].timing.ms_per_step_p50
-        for path, r in rows:
-            ratio = base_ms / r.timing.ms_per_step_p50
-            tm = r.timing
+        paths = {  # name -> (config, sampler)
+            "baseline": (replace(run_cfg, train=classic), LoaderSampler(loader, device)),
+            "ganbench": (replace(run_cfg, train=train), BatchSampler(images, train.batch_size, cc.seeds[0])),
+            bf16_name: (
+                replace(run_cfg, train=replace(train, precision="bf16", compile=compile_)),
+                BatchSampler(images, train.batch_size, cc.seeds[0]),
+            ),
+        }
+        names = list(paths)
+        parts: dict[str, list[tuple[FitResult, int]]] = {name: [] for name in names}
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                parts[name].append(_time(*paths[name], device))
+        timings = {name: _combine(parts[name], device) for name in names}
+        base_ms = timings["baseline"].ms_per_step_p50
+        for path, tm in timings.items():
+            ratio = base_ms / tm.ms_per_step_p50
             yield (
                 f"{arch:12s} {path:20s} {tm.ms_per_step_p50:11.1f} {tm.ms_per_step_p95:8.1f} {tm.img_per_s:8.0f} "
                 f"{tm.peak_mem_mb:8.0f} {ratio:10.2f}x"
@@ -119,7 +151,7 @@ def run_speed_benchmark(cc: CompareConfig, steps: int, compile_: bool = False, l
                     **provenance_tags(),
                 }
                 with tracker.run("ganbench-speed", f"{arch}-{path.replace(' ', '-')}", tags) as run:
-                    run.log_params({"batch_size": train.batch_size, "steps": steps, "path": path})
+                    run.log_params({"batch_size": train.batch_size, "steps": steps, "rounds": rounds, "path": path})
                     run.log_metrics(
                         {
                             keys.MS_PER_STEP_P50: tm.ms_per_step_p50,

@@ -90,21 +90,29 @@ class StepTimer:
         return ms[self.warmup :] if len(ms) > self.warmup else ms
 
     def summary(self) -> TimingSummary:
-        ms = self.step_times_ms()
-        if len(ms) == 0:
-            ms = np.asarray([float("nan")])
-        mean = float(ms.mean())
-        if self.cuda:
-            peak, kind = torch.cuda.max_memory_allocated(self.device) / 2**20, "cuda_max_allocated"
-        else:
-            peak, kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "process_max_rss"
-        return TimingSummary(
-            ms_per_step_p50=float(np.percentile(ms, 50)),
-            ms_per_step_p95=float(np.percentile(ms, 95)),
-            ms_per_step_mean=mean,
-            img_per_s=self.images_per_step / (mean / 1000.0),
-            peak_mem_mb=float(peak),
-            peak_mem_kind=kind,
-            steps_timed=int(len(ms)),
-            device=device_name(self.device),
-        )
+        return summarize(self.step_times_ms(), self.images_per_step, self.device, *peak_memory(self.device))
+
+
+def peak_memory(device: torch.device) -> tuple[float, str]:
+    """(MiB, kind): CUDA ``max_memory_allocated`` since the last reset, else the process's peak RSS."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "process_max_rss"
+
+
+def summarize(
+    ms: np.ndarray, images_per_step: int, device: torch.device, peak_mem_mb: float, peak_mem_kind: str
+) -> TimingSummary:
+    """A TimingSummary of step times ``ms`` (milliseconds, warm-up already removed; empty gives NaNs)."""
+    ms = np.asarray(ms, dtype=np.float64) if len(ms) else np.asarray([float("nan")])
+    mean = float(ms.mean())
+    return TimingSummary(
+        ms_per_step_p50=float(np.percentile(ms, 50)),
+        ms_per_step_p95=float(np.percentile(ms, 95)),
+        ms_per_step_mean=mean,
+        img_per_s=images_per_step / (mean / 1000.0),
+        peak_mem_mb=float(peak_mem_mb),
+        peak_mem_kind=peak_mem_kind,
+        steps_timed=int(np.isfinite(ms).sum()),
+        device=device_name(device),
+    )

@@ -66,6 +66,59 @@ def test_fast_and_plain_paths_are_bit_identical_on_cpu(arch, tmp_path):
     assert torch.equal(_weights(fast), _weights(plain))
 
 
+@pytest.mark.parametrize("impl", ["fused", "foreach", "for-loop", "torch-default"])
+def test_every_optimizer_impl_keeps_the_paths_bit_identical(impl, tmp_path):
+    fast, l_fast = _fit("vanilla", tmp_path, "train.fast=true", f"train.optimizer_impl={impl}")
+    plain, l_plain = _fit("vanilla", tmp_path, "train.fast=false", f"train.optimizer_impl={impl}")
+    assert l_fast == l_plain and torch.equal(_weights(fast), _weights(plain))
+
+
+def test_optimizer_impls_agree_to_rounding(tmp_path):
+    fused, _ = _fit("dcgan", tmp_path, "train.optimizer_impl=fused")
+    loop, _ = _fit("dcgan", tmp_path, "train.optimizer_impl=for-loop")
+    torch.testing.assert_close(_weights(fused), _weights(loop), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "sngan"])
+def test_channels_last_lays_out_conv_weights_and_agrees_to_rounding(arch, tmp_path):
+    nhwc, l_nhwc = _fit(arch, tmp_path, "train.channels_last=true")
+    nchw, l_nchw = _fit(arch, tmp_path, "train.channels_last=false")
+    convs = [p for p in nhwc.generator.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert not all(p.is_contiguous() for p in convs)  # the layout really changed (C > 1)
+    torch.testing.assert_close(_weights(nhwc), _weights(nchw), rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(torch.tensor(l_nhwc), torch.tensor(l_nchw), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_critic, forwards_per_step", [(1, 1), (3, 4)])
+def test_generator_forwards_per_step(n_critic, forwards_per_step, tmp_path):
+    """n_critic = 1: the generator step scores the discriminator step's fakes again (one G forward);
+    n_critic > 1: each critic step has its own fakes (no gradients) and the generator step draws fresh z."""
+    sets = ['archs=["dummy"]', "train.steps=2", "train.batch_size=8", f"model.dummy.n_critic={n_critic}"]
+    cfg = load_compare_config(None, [*sets, f'workdir="{tmp_path}"']).run("dummy", 0)
+    seed_everything(0)
+    gan = build_gan("dummy", cfg.model, (1, 28, 28))
+    grad_enabled = []
+    gan.generator.register_forward_hook(lambda m, i, o: grad_enabled.append(torch.is_grad_enabled()))
+    fit(gan, BatchSampler(IMAGES, 8, 0), cfg, CPU)
+    assert len(grad_enabled) == 2 * forwards_per_step
+    assert grad_enabled.count(True) == 2  # one forward per step keeps the graph for the generator's update
+
+
+@pytest.mark.parametrize(
+    "key, value, allowed",
+    [
+        ("train.optimizer_impl", "adamw", "'fused', 'foreach', 'for-loop' or 'torch-default'"),
+        ("train.compile_mode", "fast", "'default', 'reduce-overhead' or 'max-autotune'"),
+    ],
+)
+def test_bad_speed_option_is_a_config_error(key, value, allowed):
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"{key} = '{value}' is not allowed; expected {allowed}"):
+        load_compare_config(None, [f"{key}={value}"])
+
+
 def test_bf16_runs_on_cpu_and_changes_the_numbers(tmp_path):
     fp32, l32 = _fit("dcgan", tmp_path)
     bf16, l16 = _fit("dcgan", tmp_path, "train.precision=bf16")
@@ -78,6 +131,15 @@ def test_compile_runs_one_step_on_cpu_with_gradient_penalty(tmp_path):
     sets = ["train.compile=true", "train.steps=1", "model.dummy.loss=wasserstein", "model.dummy.gp_weight=10.0"]
     gan, losses = _fit("dummy", tmp_path, *sets)
     assert len(losses) == 1 and all(map(lambda v: torch.isfinite(torch.tensor(v)), losses[0]))
+
+
+def test_compile_reduce_overhead_mode_runs_on_cpu(tmp_path):
+    """CUDA graphs apply on CUDA only; on CPU the mode must still train (torch skips the graphs)."""
+    eager, l_eager = _fit("dummy", tmp_path, "train.steps=2")
+    compiled, l_compiled = _fit(
+        "dummy", tmp_path, "train.steps=2", "train.compile=true", "train.compile_mode=reduce-overhead"
+    )
+    torch.testing.assert_close(torch.tensor(l_compiled), torch.tensor(l_eager), rtol=1e-4, atol=1e-5)
 
 
 def test_bad_precision_is_a_config_error():
@@ -105,11 +167,15 @@ def test_nan_guard_on_a_gpu_reads_back_only_every_n_steps():
 
 
 def test_speed_command_prints_rows_and_ratios(workdir, mnist_root):
-    r = CliRunner().invoke(app, ["bench", "speed", "vanilla", "--steps", "3", "--workdir", str(workdir)])
+    args = ["bench", "speed", "vanilla", "--steps", "4", "--rounds", "2", "--workdir", str(workdir)]
+    r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
+    assert "4 generator steps per row in 2 interleaved rounds" in r.output
     rows = [line.split() for line in r.output.splitlines() if line.startswith("vanilla")]
     assert [row[1] for row in rows] == ["baseline", "ganbench", "ganbench"]  # baseline, fp32, bf16
     assert rows[0][-1] == "1.00x" and all(float(row[-1].rstrip("x")) > 0 for row in rows)
+    base_ms, fast_ms = float(rows[0][2]), float(rows[1][2])
+    assert float(rows[1][-1].rstrip("x")) == pytest.approx(base_ms / fast_ms, rel=0.05)  # ratio = baseline / row
     runs = Tracker(workdir).search_runs(["ganbench-speed"])
     assert len(runs) == 3 and {r["status"] for r in runs} == {"FINISHED"}
     assert not (mnist_root / "MNIST" / "raw" / "train-images-idx3-ubyte").exists()  # shared data untouched
@@ -117,6 +183,18 @@ def test_speed_command_prints_rows_and_ratios(workdir, mnist_root):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_fast_path_with_bf16_and_compile(tmp_path):
-    gan, losses = _fit("dcgan", tmp_path, "train.precision=bf16", "train.compile=true", device=torch.device("cuda"))
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_cuda_fast_path_with_bf16_and_compile(mode, tmp_path):
+    sets = ["train.precision=bf16", "train.compile=true", f"train.compile_mode={mode}"]
+    gan, losses = _fit("dcgan", tmp_path, *sets, device=torch.device("cuda"))
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)).flatten())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("arch", ["vanilla", "wgan-gp"])
+def test_cuda_graphs_agree_with_eager_on_cuda(arch, tmp_path):
+    cuda = torch.device("cuda")
+    eager, l_eager = _fit(arch, tmp_path, device=cuda)
+    graphs, l_graphs = _fit(arch, tmp_path, "train.compile=true", "train.compile_mode=reduce-overhead", device=cuda)
+    torch.testing.assert_close(torch.tensor(l_graphs), torch.tensor(l_eager), rtol=1e-3, atol=1e-3)
