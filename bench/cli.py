@@ -171,10 +171,9 @@ def compare(
 
     result = run_compare(cc, show_progress=not quiet, report=report, on_run_end=on_run_end, resume=resume)
     if result.report_dir is not None:
-        from reports import tables
-        from reports.collect import collect
+        from reports.build import console_table
 
-        typer.echo(tables.to_markdown(collect([cc.experiment], cc.workdir)))
+        typer.echo(console_table([cc.experiment], cc.workdir))
         typer.echo(f"\nreport: {result.report_dir}/report.md")
     if result.failed:
         typer.secho(
@@ -262,9 +261,7 @@ def report(
 ) -> None:
     """Write the report of experiments (tables, statistics, figures, report.html) or of a study; never retrains
     (except --reseed, which trains the best configuration on new seeds)."""
-    from reports import tables
-    from reports.build import build_report
-    from reports.collect import collect
+    from reports.build import build_report, console_table
 
     if (experiment is None) == (study is None):
         raise UserError("give either --experiment NAME (repeatable) or --study NAME")
@@ -275,14 +272,14 @@ def report(
         typer.echo((folder / "study.md").read_text())
         typer.echo(f"report: {folder}")
         if reseed:
-            typer.echo(tables.to_markdown(collect([reseed_best(study, reseed, workdir, storage)], workdir)))
+            typer.echo(console_table([reseed_best(study, reseed, workdir, storage)], workdir))
         return
     if reseed:
         raise UserError("--reseed applies to --study")
     out = out or Path(workdir) / "reports" / "+".join(experiment)
     formats = tuple(f.strip() for f in format_.split(",") if f.strip())
     build_report(list(experiment), out, workdir, metric=metric, formats=formats)
-    typer.echo(tables.to_markdown(collect(list(experiment), workdir)))
+    typer.echo(console_table(list(experiment), workdir))
     typer.echo(f"\nreport: {out}")
 
 

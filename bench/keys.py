@@ -28,6 +28,7 @@ MS_PER_STEP_MEAN = "time/ms_per_step_mean"
 IMG_PER_S = "time/img_per_s"
 PEAK_MEM_MB = "time/peak_mem_mb"
 TRAIN_S = "time/train_s"
+SPEEDUP = "time/speedup_vs_baseline"  # ganbench bench speed: baseline ms/step p50 over the row's
 G_STEPS = "train/g_steps"
 EPOCHS = "train/epochs_done"
 
@@ -45,6 +46,8 @@ TAG_PROTOCOL = "ganbench.protocol."  # + extractor: the protocol line of that ex
 TAG_UNAVAILABLE = "ganbench.unavailable."  # + extractor: why it was not computed
 TAG_KIND = "ganbench.kind"  # "run" (a trained GAN) or "real-floor" (real train images scored as samples)
 TAG_SELECTION = "ganbench.checkpoint_selection"
+TAG_SPEED_PATH = "ganbench.speed_path"  # ganbench bench speed: "baseline", "ganbench", "ganbench bf16", ...
+TAG_SPEED_SESSION = "ganbench.speed_session"  # one id per ganbench bench speed invocation
 BEST_STEP = "selection/best_step"
 BEST_TRAIN_FID = "selection/best_train_fid"
 KIND_RUN, KIND_FLOOR = "run", "real-floor"

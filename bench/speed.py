@@ -11,12 +11,14 @@ Rows per architecture (same batch size, same harness, ``steps`` generator steps 
 - ``ganbench bf16``: the fast path with bf16 autocast (``--compile`` adds ``torch.compile``).
 
 The ratio is baseline ms/step over the row's ms/step (p50): above 1 means faster than the baseline. Every
-row is also logged as an MLflow run of the experiment ``ganbench-speed``.
+row is also logged as an MLflow run of the experiment ``ganbench-speed`` (tagged with its path and the
+invocation), which ``ganbench report --experiment ganbench-speed`` turns into the speed table.
 """
 
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -115,6 +117,7 @@ def run_speed_benchmark(
     header = ("architecture", "path", "ms/step p50", "p95", "img/s", "peak MB", "vs baseline")
     yield "{:12s} {:20s} {:>11s} {:>8s} {:>8s} {:>8s} {:>11s}".format(*header)
     bf16_name = "ganbench bf16" + ("+compile" if compile_ else "")
+    session = uuid.uuid4().hex
     for arch in cc.archs:
         run_cfg = cc.run(arch, cc.seeds[0])
         classic = replace(train, fast=False, optimizer_impl="torch-default", channels_last=False)
@@ -146,7 +149,8 @@ def run_speed_benchmark(
             if tracker is not None:
                 tags = {
                     keys.TAG_ARCH: arch,
-                    "ganbench.speed_path": path,
+                    keys.TAG_SPEED_PATH: path,
+                    keys.TAG_SPEED_SESSION: session,
                     keys.TAG_DEVICE: tm.device,
                     **provenance_tags(),
                 }
@@ -158,6 +162,6 @@ def run_speed_benchmark(
                             keys.MS_PER_STEP_P95: tm.ms_per_step_p95,
                             keys.IMG_PER_S: tm.img_per_s,
                             keys.PEAK_MEM_MB: tm.peak_mem_mb,
-                            "time/speedup_vs_baseline": ratio,
+                            keys.SPEEDUP: ratio,
                         }
                     )

@@ -6,7 +6,10 @@ Writes (``formats`` chooses among md, tex, csv, html):
   reasons, figures, provenance;
 - ``table.md``, ``table.csv`` (one row per run plus the aggregate), ``table.tex`` (a standalone document
   that compiles with pdflatex) and ``table-body.tex`` (the booktabs tabulars, to ``\\input``);
-- ``figures/*.png|pdf``.
+- ``figures/*.png|pdf``;
+- where the experiments hold ``ganbench bench speed`` rows (``--experiment ganbench-speed``): the speed
+  table (latest invocation per architecture: ms/step p50/p95, img/s, peak memory, ratio to the baseline) in
+  every format and ``speed.csv``; those rows never enter the comparison table.
 
 Every file is written to a temporary name and renamed into place.
 """
@@ -103,6 +106,9 @@ def build_report(
     df = collect(experiments, workdir)
     if df.empty:
         raise UserError(f"experiment(s) {', '.join(experiments)} hold no runs")
+    speed, df = df[df["speed_path"] != ""], df[df["speed_path"] == ""]
+    if df.empty:  # only `ganbench bench speed` rows: the speed table alone
+        return _speed_report(experiments, out, speed, formats)
     has_metrics = any(str(c).startswith("eval/") for c in df.columns)
     primary = resolve_metric(df, metric) if has_metrics or metric else None
     tracker = Tracker(workdir)
@@ -134,22 +140,9 @@ def build_report(
     failed = df[df["status"] != "FINISHED"]
     n_runs = int((df["kind"] == keys.KIND_RUN).sum())
     counts = f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed, pruned or unfinished."
-    now = _dt.datetime.now().isoformat(timespec="seconds")
     notes = [f"Protocol: {p}" for p in protocols] + [f"Not computed (n/a): {n}: {why}" for n, why in unavailable]
     notes += [f"Checkpoint selection: {s}" for s in selections] + [f"Device: {d}" for d in devices]
-    provenance = [
-        f"Report generated {now} by ganbench {bench.__version__} from MLflow experiment(s) {', '.join(experiments)}."
-    ]
-    for key, name in (
-        (keys.TAG_VERSION, "ganbench"),
-        (keys.TAG_GIT, "git commit"),
-        (keys.TAG_TORCH, "torch"),
-        (keys.TAG_CUDA, "torch's CUDA build"),
-    ):
-        values = sorted({d[key] for d in df["provenance"] if isinstance(d, dict) and key in d})
-        if values:
-            provenance.append(f"Runs made with {name}: {', '.join(values)}")
-    provenance += [f"Device: {d}" for d in devices]
+    provenance = _provenance(pd.concat([df, speed]), experiments)
     explanation = (
         "Mean ± sample std over seeds; best mean per column in bold; ↓ lower is better, ↑ higher is better. "
         "LeNet: the MNIST classifier shipped with ganbench; Inception: the FID Inception-v3 of papers. "
@@ -167,6 +160,7 @@ def build_report(
         "of equality."
     )
     have_pw = len(pw) and pw["p"].notna().any()
+    speed_notes = _speed_notes(speed) if len(speed) else []
     failed_lines = [
         f"{r.arch} seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
     ]
@@ -185,6 +179,8 @@ def build_report(
         )
         if failed_lines:
             md += ["", "## Failed, pruned or unfinished runs", ""] + [f"- {line}" for line in failed_lines]
+        if len(speed):
+            md += ["", f"## {SPEED_TITLE}", "", tables._md(tables.speed_frame(speed)), "", *speed_notes]
         md += ["", "## Figures", ""] + [f"![{c}](figures/{p.name})" for p, c in figs]
         md += ["", "---", ""] + [f"{line}  " for line in provenance]
         write_atomic(out / "report.md", "\n".join(md) + "\n")
@@ -193,6 +189,8 @@ def build_report(
         tabulars = [tables.latex_tabular(tables.display_frame(df, "latex"))]
         if extractor:
             tabulars.append(tables.latex_tabular(tables.paper_frame(df, extractor, "latex")))
+        if len(speed):
+            tabulars.append(tables.latex_tabular(tables.speed_frame(speed, "latex")))
         write_atomic(out / "table.tex", tables.latex_document(tabulars, notes))
         comments = "".join(f"% {n}\n" for n in notes)
         write_atomic(out / "table-body.tex", comments + "\n".join(tabulars))
@@ -200,6 +198,8 @@ def build_report(
         write_atomic(out / "table.csv", tables.to_csv(df))
         if have_pw:
             write_atomic(out / "pairwise.csv", pw.to_csv(index=False))
+        if len(speed):
+            write_atomic(out / "speed.csv", tables.speed_csv(speed))
     if "html" in formats:
         under = html.notes(notes)
         sections = [
@@ -212,6 +212,81 @@ def build_report(
         sections.append((f"Pairwise comparison on {primary}", pw_html))
         if failed_lines:
             sections.append(("Failed, pruned or unfinished runs", html.escaped_list(failed_lines)))
+        if len(speed):
+            sections.append((SPEED_TITLE, html.table(tables.speed_frame(speed)) + html.notes(speed_notes)))
         sections.append(("Figures", "".join(html.figure(p, c) for p, c in figs)))
         write_atomic(out / "report.html", html.page(f"ganbench report: {', '.join(experiments)}", sections, provenance))
+    return out
+
+
+SPEED_TITLE = "Training speed (ganbench bench speed)"
+
+
+def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> str:
+    """The tables the CLI prints after a report: the comparison, then the speed table if the experiments
+    hold ``ganbench bench speed`` rows."""
+    df = collect(experiments, workdir)
+    speed, runs = df[df["speed_path"] != ""], df[df["speed_path"] == ""]
+    parts = [tables.to_markdown(runs)] if len(runs) or not len(speed) else []
+    return "\n\n".join(parts + ([tables._md(tables.speed_frame(speed))] if len(speed) else []))
+
+
+def _provenance(df: pd.DataFrame, experiments: list[str]) -> list[str]:
+    """The report's footer: when and from what it was made, the versions and devices the runs recorded."""
+    now = _dt.datetime.now().isoformat(timespec="seconds")
+    lines = [
+        f"Report generated {now} by ganbench {bench.__version__} from MLflow experiment(s) {', '.join(experiments)}."
+    ]
+    for key, name in (
+        (keys.TAG_VERSION, "ganbench"),
+        (keys.TAG_GIT, "git commit"),
+        (keys.TAG_TORCH, "torch"),
+        (keys.TAG_CUDA, "torch's CUDA build"),
+    ):
+        values = sorted({d[key] for d in df["provenance"] if isinstance(d, dict) and key in d})
+        if values:
+            lines.append(f"Runs made with {name}: {', '.join(values)}")
+    return lines + [f"Device: {d}" for d in sorted({d for d in df["device"].dropna() if d})]
+
+
+def _speed_notes(speed: pd.DataFrame) -> list[str]:
+    rows = tables.latest_speed_rows(speed)
+    settings = []
+    for param, what in (
+        ("param:batch_size", "batch"),
+        ("param:steps", "timed generator steps per row"),
+        ("param:rounds", "interleaved rounds"),
+    ):
+        values = sorted({str(v) for v in rows.get(param, pd.Series(dtype=object)).dropna()})
+        if values:
+            settings.append(f"{what} {'/'.join(values)}")
+    devices = sorted({d for d in rows["device"].dropna() if d})
+    return [
+        "Latest `ganbench bench speed` per architecture"
+        + (f" ({', '.join(settings)})" if settings else "")
+        + (f" on {', '.join(devices)}" if devices else "")
+        + ". ms/step: one generator step with its n_critic discriminator steps (p50 / p95 after warm-up).",
+        "baseline: the same models fed by a torchvision DataLoader over datasets.MNIST with ToTensor() + "
+        "Normalize(), torch's default Adam, NCHW, losses read back every step; vs baseline: baseline ms/step "
+        "p50 over the row's (above 1 is faster). Peak MB: CUDA max allocated, or the process's peak RSS on a CPU.",
+    ]
+
+
+def _speed_report(experiments: list[str], out: Path, speed: pd.DataFrame, formats: tuple[str, ...]) -> Path:
+    """The report of experiments holding only ``ganbench bench speed`` rows: the speed table and its notes."""
+    title = f"ganbench report: {', '.join(experiments)}"
+    notes, provenance = _speed_notes(speed), _provenance(speed, experiments)
+    out.mkdir(parents=True, exist_ok=True)
+    if "md" in formats:
+        md = [f"# {title}", "", f"## {SPEED_TITLE}", "", tables._md(tables.speed_frame(speed)), "", *notes]
+        write_atomic(out / "report.md", "\n".join([*md, "", "---", "", *[f"{line}  " for line in provenance]]) + "\n")
+    if "tex" in formats:
+        tabular = tables.latex_tabular(tables.speed_frame(speed, "latex"))
+        write_atomic(out / "table.tex", tables.latex_document([tabular], notes))
+        write_atomic(out / "table-body.tex", "".join(f"% {n}\n" for n in notes) + tabular)
+    if "csv" in formats:
+        write_atomic(out / "speed.csv", tables.speed_csv(speed))
+    if "html" in formats:
+        body = html.table(tables.speed_frame(speed)) + html.notes(notes)
+        write_atomic(out / "report.html", html.page(title, [(SPEED_TITLE, body)], provenance))
     return out

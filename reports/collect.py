@@ -2,9 +2,10 @@
 
 Columns: ``run_id``, ``experiment``, ``arch``, ``seed``, ``status``, ``start_time`` (ms), ``kind`` ("run" or
 "real-floor"), ``failure``, ``protocols`` / ``unavailable`` ({extractor: protocol line / reason}),
-``selection`` (which checkpoint was evaluated), ``device``, ``provenance`` (versions, git commit), then one
-column per metric key (latest value) and ``param:<name>`` per param. When an (experiment, arch, seed) was
-run several times, only the latest run is kept (re-running a comparison supersedes the older run).
+``selection`` (which checkpoint was evaluated), ``device``, ``speed_path`` / ``speed_session`` (rows of
+``ganbench bench speed``; empty for training runs), ``provenance`` (versions, git commit), then one column
+per metric key (latest value) and ``param:<name>`` per param. When an (experiment, arch, seed, speed path)
+was run several times, only the latest run is kept (re-running a comparison supersedes the older run).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
             "unavailable": _prefixed(tags, keys.TAG_UNAVAILABLE),
             "selection": tags.get(keys.TAG_SELECTION, ""),
             "device": tags.get(keys.TAG_DEVICE, ""),
+            "speed_path": tags.get(keys.TAG_SPEED_PATH, ""),
+            "speed_session": tags.get(keys.TAG_SPEED_SESSION, ""),
             "provenance": {
                 k: tags[k] for k in (keys.TAG_VERSION, keys.TAG_GIT, keys.TAG_TORCH, keys.TAG_CUDA) if k in tags
             },
@@ -51,5 +54,5 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
         return pd.DataFrame(columns=["run_id", "experiment", "arch", "seed", "status", "start_time", "kind", "failure"])
     df = df.sort_values("start_time")
     if latest_only:
-        df = df.drop_duplicates(["experiment", "arch", "seed"], keep="last")
+        df = df.drop_duplicates(["experiment", "arch", "seed", "speed_path"], keep="last")
     return df.sort_values(["arch", "seed"]).reset_index(drop=True)
