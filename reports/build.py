@@ -27,7 +27,7 @@ import bench
 from bench.errors import UserError
 from bench.tracking import Tracker, keys
 from reports import figures, html, tables
-from reports.collect import collect
+from reports.collect import collect, split_speed
 from reports.stats import pairwise
 
 FORMATS = ("md", "tex", "csv", "html")
@@ -106,7 +106,7 @@ def build_report(
     df = collect(experiments, workdir)
     if df.empty:
         raise UserError(f"experiment(s) {', '.join(experiments)} hold no runs")
-    speed, df = df[df["speed_path"] != ""], df[df["speed_path"] == ""]
+    df, speed = split_speed(df)
     if df.empty:  # only `ganbench bench speed` rows: the speed table alone
         return _speed_report(experiments, out, speed, formats)
     has_metrics = any(str(c).startswith("eval/") for c in df.columns)
@@ -160,7 +160,7 @@ def build_report(
         "of equality."
     )
     have_pw = len(pw) and pw["p"].notna().any()
-    speed_notes = _speed_notes(speed) if len(speed) else []
+    speed_md, speed_tex, speed_html = _speed_section(speed) if len(speed) else ([], "", "")
     failed_lines = [
         f"{r.arch} seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
     ]
@@ -179,8 +179,7 @@ def build_report(
         )
         if failed_lines:
             md += ["", "## Failed, pruned or unfinished runs", ""] + [f"- {line}" for line in failed_lines]
-        if len(speed):
-            md += ["", f"## {SPEED_TITLE}", "", tables._md(tables.speed_frame(speed)), "", *speed_notes]
+        md += speed_md
         md += ["", "## Figures", ""] + [f"![{c}](figures/{p.name})" for p, c in figs]
         md += ["", "---", ""] + [f"{line}  " for line in provenance]
         write_atomic(out / "report.md", "\n".join(md) + "\n")
@@ -190,7 +189,7 @@ def build_report(
         if extractor:
             tabulars.append(tables.latex_tabular(tables.paper_frame(df, extractor, "latex")))
         if len(speed):
-            tabulars.append(tables.latex_tabular(tables.speed_frame(speed, "latex")))
+            tabulars.append(speed_tex)
         write_atomic(out / "table.tex", tables.latex_document(tabulars, notes))
         comments = "".join(f"% {n}\n" for n in notes)
         write_atomic(out / "table-body.tex", comments + "\n".join(tabulars))
@@ -213,7 +212,7 @@ def build_report(
         if failed_lines:
             sections.append(("Failed, pruned or unfinished runs", html.escaped_list(failed_lines)))
         if len(speed):
-            sections.append((SPEED_TITLE, html.table(tables.speed_frame(speed)) + html.notes(speed_notes)))
+            sections.append((SPEED_TITLE, speed_html))
         sections.append(("Figures", "".join(html.figure(p, c) for p, c in figs)))
         write_atomic(out / "report.html", html.page(f"ganbench report: {', '.join(experiments)}", sections, provenance))
     return out
@@ -225,10 +224,9 @@ SPEED_TITLE = "Training speed (ganbench bench speed)"
 def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> str:
     """The tables the CLI prints after a report: the comparison, then the speed table if the experiments
     hold ``ganbench bench speed`` rows."""
-    df = collect(experiments, workdir)
-    speed, runs = df[df["speed_path"] != ""], df[df["speed_path"] == ""]
+    runs, speed = split_speed(collect(experiments, workdir))
     parts = [tables.to_markdown(runs)] if len(runs) or not len(speed) else []
-    return "\n\n".join(parts + ([tables._md(tables.speed_frame(speed))] if len(speed) else []))
+    return "\n\n".join(parts + ([tables.speed_markdown(speed)] if len(speed) else []))
 
 
 def _provenance(df: pd.DataFrame, experiments: list[str]) -> list[str]:
@@ -247,6 +245,14 @@ def _provenance(df: pd.DataFrame, experiments: list[str]) -> list[str]:
         if values:
             lines.append(f"Runs made with {name}: {', '.join(values)}")
     return lines + [f"Device: {d}" for d in sorted({d for d in df["device"].dropna() if d})]
+
+
+def _speed_section(speed: pd.DataFrame) -> tuple[list[str], str, str]:
+    """The speed table with its notes: (Markdown section lines, LaTeX tabular, HTML body)."""
+    notes = _speed_notes(speed)
+    md = ["", f"## {SPEED_TITLE}", "", tables.speed_markdown(speed), "", *notes]
+    tex = tables.latex_tabular(tables.speed_frame(speed, "latex"))
+    return md, tex, html.table(tables.speed_frame(speed)) + html.notes(notes)
 
 
 def _speed_notes(speed: pd.DataFrame) -> list[str]:
@@ -276,17 +282,16 @@ def _speed_report(experiments: list[str], out: Path, speed: pd.DataFrame, format
     """The report of experiments holding only ``ganbench bench speed`` rows: the speed table and its notes."""
     title = f"ganbench report: {', '.join(experiments)}"
     notes, provenance = _speed_notes(speed), _provenance(speed, experiments)
+    md, tex, body = _speed_section(speed)
     out.mkdir(parents=True, exist_ok=True)
     if "md" in formats:
-        md = [f"# {title}", "", f"## {SPEED_TITLE}", "", tables._md(tables.speed_frame(speed)), "", *notes]
-        write_atomic(out / "report.md", "\n".join([*md, "", "---", "", *[f"{line}  " for line in provenance]]) + "\n")
+        lines = [f"# {title}", *md, "", "---", "", *[f"{line}  " for line in provenance]]
+        write_atomic(out / "report.md", "\n".join(lines) + "\n")
     if "tex" in formats:
-        tabular = tables.latex_tabular(tables.speed_frame(speed, "latex"))
-        write_atomic(out / "table.tex", tables.latex_document([tabular], notes))
-        write_atomic(out / "table-body.tex", "".join(f"% {n}\n" for n in notes) + tabular)
+        write_atomic(out / "table.tex", tables.latex_document([tex], notes))
+        write_atomic(out / "table-body.tex", "".join(f"% {n}\n" for n in notes) + tex)
     if "csv" in formats:
         write_atomic(out / "speed.csv", tables.speed_csv(speed))
     if "html" in formats:
-        body = html.table(tables.speed_frame(speed)) + html.notes(notes)
         write_atomic(out / "report.html", html.page(title, [(SPEED_TITLE, body)], provenance))
     return out

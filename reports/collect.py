@@ -51,8 +51,15 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
-        return pd.DataFrame(columns=["run_id", "experiment", "arch", "seed", "status", "start_time", "kind", "failure"])
+        columns = ["run_id", "experiment", "arch", "seed", "status", "start_time", "kind", "failure", "speed_path"]
+        return pd.DataFrame(columns=columns)
     df = df.sort_values("start_time")
     if latest_only:
         df = df.drop_duplicates(["experiment", "arch", "seed", "speed_path"], keep="last")
     return df.sort_values(["arch", "seed"]).reset_index(drop=True)
+
+
+def split_speed(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training runs, ``ganbench bench speed`` rows) of a ``collect()`` frame."""
+    speed = df["speed_path"].fillna("") != ""
+    return df[~speed], df[speed]

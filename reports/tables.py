@@ -297,6 +297,10 @@ def speed_frame(speed: pd.DataFrame, style: str = "md") -> pd.DataFrame:
     return frame
 
 
+def speed_markdown(speed: pd.DataFrame) -> str:
+    return _md(speed_frame(speed))
+
+
 def speed_csv(speed: pd.DataFrame) -> str:
     """The latest speed rows with their raw values (one row per architecture and path)."""
     rows = latest_speed_rows(speed)
