@@ -198,3 +198,15 @@ def test_cuda_graphs_agree_with_eager_on_cuda(arch, tmp_path):
     eager, l_eager = _fit(arch, tmp_path, device=cuda)
     graphs, l_graphs = _fit(arch, tmp_path, "train.compile=true", "train.compile_mode=reduce-overhead", device=cuda)
     torch.testing.assert_close(torch.tensor(l_graphs), torch.tensor(l_eager), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--rounds", "0"], "--rounds 0 must be >= 1"),
+        (["--steps", "2", "--rounds", "3"], "--steps 2 must be >= 2 and >= --rounds (3)"),
+    ],
+)
+def test_speed_command_rejects_bad_rounds(args, message, workdir):
+    r = CliRunner().invoke(app, ["bench", "speed", "vanilla", *args, "--workdir", str(workdir)])
+    assert r.exit_code == 2 and message in r.output
