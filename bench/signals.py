@@ -1,18 +1,24 @@
 """SIGINT / SIGTERM: finish the current training step, write a checkpoint, end the MLflow run KILLED.
 
-``install()`` (done by the CLI) routes both signals here. Inside a step (``deferred()``), the signal waits
-for the step to end, so the checkpoint holds a consistent state; anywhere else it interrupts at once. A
-second signal during a step interrupts immediately. The exception is :class:`Interrupted`, a
-KeyboardInterrupt whose ``exit_code`` is 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
+``install()`` (done by the CLI) routes both signals here. Inside a ``deferred()`` block (a training step,
+a write to the tracking store) the signal waits for the block to end, so neither the checkpoint nor the
+store is left half-written; anywhere else it interrupts at once. A second signal inside a block interrupts
+immediately. Blocks nest: the signal is raised when the outermost block ends. The exception is
+:class:`Interrupted`, a KeyboardInterrupt whose ``exit_code`` is 128 + the signal number (130 for SIGINT,
+143 for SIGTERM).
+
+Why the store too: a signal raised inside SQLite's ``executemany`` leaves MLflow's connection holding the
+write lock, and the write that ends the run KILLED then fails with "database is locked".
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_state: dict[str, int | bool | None] = {"defer": False, "pending": None}
+_state: dict[str, int | None] = {"depth": 0, "pending": None}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -23,9 +29,10 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _handler(signum: int, frame: object) -> None:
-    if _state["defer"] and _state["pending"] is None:
+    if _state["depth"] and _state["pending"] is None:
         _state["pending"] = signum
         return
+    _state["pending"] = None
     raise Interrupted(signum)
 
 
@@ -37,13 +44,19 @@ def install() -> None:
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """A block a signal does not cut in half: it is raised as :class:`Interrupted` when the block ends."""
-    _state["defer"], _state["pending"] = True, None
+    """A block a signal does not cut in half: it is raised as :class:`Interrupted` when the outermost block ends.
+
+    Only the main thread receives signals; elsewhere the block is a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _state["depth"] = int(_state["depth"] or 0) + 1
     try:
         yield
     finally:
-        _state["defer"] = False
+        _state["depth"] = int(_state["depth"] or 0) - 1
     pending = _state["pending"]
-    if pending is not None:
+    if pending is not None and not _state["depth"]:
         _state["pending"] = None
         raise Interrupted(int(pending))

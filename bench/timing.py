@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 
-def device_name(device: torch.device) -> str:
-    """Human-readable device name: the GPU model, or the CPU model and its thread count."""
+def device_name(device: torch.device, threads: int | None = None) -> str:
+    """Human-readable device name: the GPU model, or the CPU model and its thread count (``threads``, default
+    this process's torch threads)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     model = platform.processor() or platform.machine()
@@ -26,7 +27,8 @@ def device_name(device: torch.device) -> str:
             model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{model} ({torch.get_num_threads()} threads)"
+    n = threads or torch.get_num_threads()
+    return f"{model} ({n} thread{'' if n == 1 else 's'})"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import keys  # noqa: F401  (re-exported: reports import the keys from here)
+from bench import keys, signals  # keys re-exported: reports import the keys from here
 from bench.errors import UserError
 
 _PARAM_MAX = 6000  # MLflow's limit on a param value
@@ -53,8 +53,9 @@ class Run:
         from mlflow.entities import Param
 
         items = [Param(k, _param_str(v)) for k, v in params.items()]
-        for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+        with signals.deferred():  # every write: a signal never cuts one in half (bench.signals)
+            for i in range(0, len(items), 100):  # MLflow accepts at most 100 params per batch
+                self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
         import time
@@ -63,16 +64,26 @@ class Run:
 
         ts = int(time.time() * 1000)
         items = [Metric(k, float(v), ts, step) for k, v in metrics.items()]
-        for i in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
+        with signals.deferred():
+            for i in range(0, len(items), 1000):
+                self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
+        with signals.deferred():
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        with signals.deferred():
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def end(self, status: str, failure: str | None = None) -> None:
+        """End the run with MLflow ``status`` (FINISHED, FAILED, KILLED), the reason in ``ganbench.failure``."""
+        with signals.deferred():
+            if failure is not None:
+                self.set_tags({keys.TAG_FAILURE: failure})
+            self.client.set_terminated(self.run_id, status)
 
 
 def _param_str(v: Any) -> str:
@@ -134,25 +145,24 @@ class Tracker:
         """Start (or, with ``run_id``, reopen) a run; end it FINISHED, FAILED or KILLED."""
         from mlflow.entities import RunStatus
 
-        if run_id is None:
-            exp_id = self.experiment_id(experiment)
-            info = self.client.create_run(exp_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()})
-            run_id = info.info.run_id
-        else:
-            self.client.update_run(run_id, status="RUNNING")
+        with signals.deferred():
+            if run_id is None:
+                exp_id = self.experiment_id(experiment)
+                tags = {k: str(v) for k, v in (tags or {}).items()}
+                run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+            else:
+                self.client.update_run(run_id, status="RUNNING")
         run = Run(self.client, run_id)
         try:
             yield run
-        except KeyboardInterrupt as e:
-            run.set_tags({keys.TAG_FAILURE: str(e) or "interrupted (KeyboardInterrupt)"})  # e.g. by SIGTERM
-            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        except KeyboardInterrupt as e:  # e.g. SIGTERM (bench.signals)
+            run.end(RunStatus.to_string(RunStatus.KILLED), str(e) or "interrupted (KeyboardInterrupt)")
             raise
         except BaseException as e:
             # an exception may name its own end state (a pruned trial ends KILLED, not FAILED)
-            run.set_tags({keys.TAG_FAILURE: f"{type(e).__name__}: {e}"})
-            self.client.set_terminated(run_id, getattr(e, "run_status", RunStatus.to_string(RunStatus.FAILED)))
+            run.end(getattr(e, "run_status", RunStatus.to_string(RunStatus.FAILED)), f"{type(e).__name__}: {e}")
             raise
-        self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+        run.end(RunStatus.to_string(RunStatus.FINISHED))
 
     def has_run(self, run_id: str) -> bool:
         from mlflow.exceptions import MlflowException

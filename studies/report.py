@@ -24,7 +24,7 @@ import pandas as pd  # noqa: E402
 from bench.config import load_compare_config, to_toml  # noqa: E402
 from bench.errors import UserError  # noqa: E402
 from reports.build import write_atomic  # noqa: E402
-from studies.runner import open_storage  # noqa: E402
+from studies.runner import open_storage, throughput  # noqa: E402
 from studies.spaces import space_for, to_sets  # noqa: E402
 
 
@@ -84,6 +84,19 @@ def build_study_report(name: str, out_dir: str | os.PathLike[str], workdir: str,
         "",
     ]
     md.append("Trials: " + ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+    records = throughput(study)
+    if records:
+        tp = pd.DataFrame(records)
+        tp["wall_min"] = tp["wall_s"] / 60
+        cols = ["started", "host", "device", "workers", "threads_per_worker", "trials", "wall_min", "trials_per_hour"]
+        md += [
+            "",
+            "## Throughput",
+            "",
+            "One row per `ganbench tune` invocation: trials it finished per wall-clock hour (all workers).",
+            "",
+            tp[[c for c in cols if c in tp]].to_markdown(index=False, floatfmt=".1f"),
+        ]
     figures = []
     plots = (
         ("optimization-history", optuna.visualization.matplotlib.plot_optimization_history),

@@ -14,6 +14,8 @@ import dataclasses
 import json
 import multiprocessing
 import os
+import platform
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from bench import keys
+from bench import keys, signals
 from bench.config import CompareConfig, from_dict, load_compare_config, read_toml
 from bench.errors import ConfigError, UserError
 from bench.tracking import Tracker
@@ -160,8 +162,10 @@ def objective(
     cfg = load_compare_config(None, to_sets(sc.arch, space, values), base=base).run(sc.arch, sc.seed)
 
     def report(step: int, metrics: dict[str, float]) -> None:
-        trial.report(metrics[keys.TRAIN_FID], step)
-        if trial.should_prune():
+        with signals.deferred():  # a signal never cuts a storage write in half (bench.signals)
+            trial.report(metrics[keys.TRAIN_FID], step)
+            prune = trial.should_prune()
+        if prune:
             raise Pruned(f"pruned at generator step {step}")
 
     tags = {"mlflow.parentRunId": parent, "ganbench.study": sc.study_name, "ganbench.trial": trial.number}
@@ -180,7 +184,8 @@ def _tag_trial_run(trial: optuna.Trial, tracker: Tracker, experiment: str) -> No
     """Store the id of the trial's MLflow run in the trial's user attributes."""
     runs = tracker.find_runs(experiment, "ganbench.trial", str(trial.number))
     if runs:
-        trial.set_user_attr("mlflow_run_id", runs[0][0])
+        with signals.deferred():
+            trial.set_user_attr("mlflow_run_id", runs[0][0])
 
 
 def _state_callback(tracker: Tracker):
@@ -255,8 +260,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> optuna.Study:
         for t in stale:  # their MLflow runs end KILLED too
             for run_id, status in tracker.find_runs(sc.study_name, "ganbench.trial", str(t.number)):
                 if status == "RUNNING":
-                    tracker.attach(run_id).set_tags({keys.TAG_FAILURE: "stale: its worker was killed"})
-                    tracker.client.set_terminated(run_id, "KILLED")
+                    tracker.attach(run_id).end("KILLED", "stale: its worker was killed")
     base = dataclasses.asdict(cc)
     parent_id = study.user_attrs.get("mlflow_parent_run_id")
     if parent_id and not tracker.has_run(parent_id):
@@ -272,10 +276,8 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> optuna.Study:
             study.set_user_attr("metric", sc.metric)
             study.set_user_attr("base_config", json.dumps(base))
             study.set_user_attr("space", json.dumps(space))
-        done = sum(  # trials of a worker that died do not use up the budget
-            not str(t.user_attrs.get("failure", "")).startswith(STALE)
-            for t in study.get_trials(deepcopy=False, states=FINISHED)
-        )
+        done = _n_finished(study)
+        t0 = time.perf_counter()
         shares = [n for n in _shares(max(0, sc.trials - done), sc.workers) if n]
         threads = max(1, (os.cpu_count() or 1) // len(shares)) if len(shares) > 1 else None
         payload = {
@@ -300,5 +302,55 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> optuna.Study:
         metrics = {f"study/n_{k.lower()}": float(v) for k, v in counts.items()}
         if counts["COMPLETE"]:
             metrics["study/best_value"] = study.best_value
-        parent.log_metrics(metrics)
+        if shares:
+            wall_s = time.perf_counter() - t0
+            tp = _record_throughput(study, len(shares), threads, _n_finished(study) - done, wall_s, cc)
+            metrics |= {"study/trials_per_hour": tp["trials_per_hour"], "study/wall_s": tp["wall_s"]}
+        parent.log_metrics(metrics, step=done)
     return study
+
+
+def _n_finished(study: optuna.Study) -> int:
+    """Finished trials (complete, pruned, failed), without those of a worker that died."""
+    return sum(
+        not str(t.user_attrs.get("failure", "")).startswith(STALE)
+        for t in study.get_trials(deepcopy=False, states=FINISHED)
+    )
+
+
+THROUGHPUT = "throughput/"  # study user attribute prefix: one JSON record per ganbench tune invocation
+
+
+def _record_throughput(
+    study: optuna.Study, workers: int, threads: int | None, trials: int, wall_s: float, cc: CompareConfig
+) -> dict:
+    """Store this invocation's throughput in the study (user attribute ``throughput/<start time>-<pid>``).
+
+    ``trials_per_hour`` = trials finished by this invocation / its wall-clock hours (launch, every worker's
+    trials, evaluation; start-up of the CLI excluded). One key per invocation, so hosts sharing a study do
+    not overwrite each other.
+    """
+    import torch
+
+    from bench.harness import resolve_device
+    from bench.timing import device_name
+
+    threads = threads or torch.get_num_threads()
+    record = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - wall_s)),
+        "host": platform.node(),
+        "device": device_name(resolve_device(cc.train.device), threads),
+        "workers": workers,
+        "threads_per_worker": threads,
+        "trials": trials,
+        "wall_s": round(wall_s, 2),
+        "trials_per_hour": round(trials / wall_s * 3600, 2) if wall_s > 0 else 0.0,
+    }
+    with signals.deferred():
+        study.set_user_attr(f"{THROUGHPUT}{record['started']}-{os.getpid()}", record)
+    return record
+
+
+def throughput(study: optuna.Study) -> list[dict]:
+    """The throughput records of every ``ganbench tune`` invocation of the study, oldest first."""
+    return [v for k, v in sorted(study.user_attrs.items()) if k.startswith(THROUGHPUT)]

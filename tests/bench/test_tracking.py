@@ -45,3 +45,65 @@ def test_tracking_uri_env_wins(workdir, tmp_path, monkeypatch):
     with Tracker(workdir).run("exp", "r"):
         pass
     assert (tmp_path / "elsewhere.db").is_file() and not (workdir / "mlflow.db").exists()
+
+
+@pytest.fixture
+def signals_installed():
+    """bench.signals' handlers, as the CLI installs them; the test runner's own handlers come back after."""
+    import signal
+
+    from bench import signals
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signals.install()
+    yield signals
+    for s, h in saved.items():
+        signal.signal(s, h)
+
+
+def test_sigterm_inside_a_store_write_waits_for_it_and_the_run_ends_killed(workdir, signals_installed):
+    """The CI failure this guards: SIGTERM raised inside SQLite's executemany left MLflow holding the write
+    lock, so the run could not be marked KILLED ("database is locked") and the exit code was not 143."""
+    import os
+    import signal
+
+    from sqlalchemy import event
+
+    t = Tracker(workdir)
+    engine = t.client._tracking_client.store.engine
+    sent = []
+
+    def kill_mid_insert(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("INSERT INTO metrics") and not sent:
+            sent.append(statement)
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered while SQLite runs the insert
+
+    event.listen(engine, "before_cursor_execute", kill_mid_insert)
+    with pytest.raises(signals_installed.Interrupted) as e, t.run("exp", "term") as run:
+        run.log_metrics({"m": 1.0, "n": 2.0}, step=5)
+        raise AssertionError("the signal must be raised when the write ends")
+    event.remove(engine, "before_cursor_execute", kill_mid_insert)
+    assert sent and e.value.exit_code == 143
+    assert _status(t, "exp") == {"term": ("KILLED", "interrupted by SIGTERM")}
+    (r,) = t.search_runs(["exp"])
+    assert r["metrics"] == {"m": 1.0, "n": 2.0}  # the interrupted write went through whole
+
+
+def test_deferred_blocks_nest_and_a_second_signal_interrupts_at_once(signals_installed):
+    import os
+    import signal
+
+    s = signals_installed
+    with pytest.raises(s.Interrupted) as e:
+        with s.deferred():
+            with s.deferred():
+                os.kill(os.getpid(), signal.SIGINT)
+            reached = True  # the inner block's end does not raise: the outer block is still running
+    assert reached and e.value.exit_code == 130
+    with pytest.raises(s.Interrupted) as e, s.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)  # waits for the block
+        os.kill(os.getpid(), signal.SIGINT)  # does not wait
+        raise AssertionError("the second signal must interrupt inside the block")
+    assert e.value.exit_code == 130
+    with s.deferred():  # the first signal was dropped with the second one: one exception per interruption
+        pass

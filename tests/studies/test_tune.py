@@ -94,6 +94,17 @@ def test_two_workers_on_the_journal_share_the_trials(workdir, mnist_root):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert len({t.user_attrs["mlflow_run_id"] for t in study.trials}) == 4
     assert len(_children(workdir, "w2")) == 4
+    (tp,) = runner.throughput(study)  # trials/hour of this invocation, both workers together
+    assert (tp["workers"], tp["trials"]) == (2, 4)
+    assert tp["trials_per_hour"] == pytest.approx(4 / tp["wall_s"] * 3600, rel=0.01)
+    assert f"throughput: 4 trials in {tp['wall_s'] / 60:.1f} min with 2 worker(s)" in r.output
+    assert f"{tp['trials_per_hour']:.1f} trials/hour" in r.output
+    (parent,) = [x for x in Tracker(workdir).search_runs(["w2"]) if x["tags"].get(keys.TAG_KIND) == "study"]
+    assert parent["metrics"]["study/trials_per_hour"] == tp["trials_per_hour"]
+    r = CliRunner().invoke(app, ["report", "--study", "w2", "--workdir", str(workdir)])
+    assert r.exit_code == 0, r.output
+    md = (workdir / "reports" / "w2" / "study.md").read_text()
+    assert "## Throughput" in md and f" {tp['trials_per_hour']:.1f} |" in md
 
 
 def test_postgres_storage_shared_by_two_workers(workdir, mnist_root):
@@ -189,6 +200,8 @@ def test_killed_study_resumes_to_its_trial_count(workdir, mnist_root):
     assert len(stale) == 1 and stale[0].user_attrs["failure"].startswith("stale")
     killed = [c for c in _children(workdir, "k") if c["tags"]["ganbench.trial"] == str(stale[0].number)]
     assert [c["status"] for c in killed] == ["KILLED"]  # no MLflow run left RUNNING
+    (tp,) = runner.throughput(study)  # kill -9 left no record; the resumption counts only its own trials
+    assert tp["trials"] == sum(t.state.name == "COMPLETE" and t.number > stale[0].number for t in study.trials)
     assert {c["status"] for c in Tracker(workdir).search_runs(["k"])} <= {"FINISHED", "KILLED"}
 
 
