@@ -173,7 +173,8 @@ def objective(
         result = train(cfg, tracker, tags=tags, run_name=f"trial-{trial.number}", on_eval=report)
     except Exception as e:
         if not isinstance(e, optuna.TrialPruned):
-            trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
+            with signals.deferred():
+                trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
         raise
     finally:
         _tag_trial_run(trial, tracker, sc.study_name)
