@@ -307,7 +307,7 @@ def tune(
     device: DeviceOpt = None,
 ) -> None:
     """Optuna hyperparameter study: one MLflow child run per trial, pruning, parallel workers, resumable."""
-    from studies.runner import load_study, run_study, throughput
+    from studies.runner import load_study, run_study
 
     study_sets = dict(
         arch=arch, trials=trials, timeout=timeout, metric=metric, sampler=sampler, pruner=pruner,
@@ -315,14 +315,12 @@ def tune(
     )  # fmt: skip
     sets = _sets(set_, workdir=workdir, data_root=data_root, device=device, epochs=epochs, steps=steps)
     sc, cc, space = load_study(str(config) if config else None, sets, study_sets)
-    study = run_study(sc, cc, space)
+    study, tp = run_study(sc, cc, space)
     states = [t.state.name for t in study.trials]
     typer.echo(f"study {sc.study_name}: " + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))))
     if any(s == "COMPLETE" for s in states):
         typer.echo(f"best trial {study.best_trial.number}: {sc.metric} = {study.best_value:.6g} {study.best_params}")
-    records = throughput(study)
-    if records and records[-1]["trials"]:
-        tp = records[-1]
+    if tp is not None and tp["trials"]:  # this invocation's, not an earlier one's
         typer.echo(
             f"throughput: {tp['trials']} trials in {tp['wall_s'] / 60:.1f} min with {tp['workers']} worker(s) "
             f"on {tp['device']}: {tp['trials_per_hour']:.1f} trials/hour"

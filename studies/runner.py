@@ -232,8 +232,11 @@ def _shares(n: int, workers: int) -> list[int]:
     return [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
 
 
-def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> optuna.Study:
+def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.Study, dict | None]:
     """Create or resume the study and run it to ``sc.trials`` finished trials with ``sc.workers`` processes.
+
+    Returns the study and this invocation's throughput record (see :func:`_record_throughput`), or None when
+    the study had no trials left to run.
 
     With several workers each process gets ``cpu_count // workers`` torch threads (measured on 2 cores:
     two 2-thread workers were 4.5x slower than one). Trials of an earlier, killed process still RUNNING in a
@@ -303,12 +306,13 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> optuna.Study:
         metrics = {f"study/n_{k.lower()}": float(v) for k, v in counts.items()}
         if counts["COMPLETE"]:
             metrics["study/best_value"] = study.best_value
+        tp = None
         if shares:
             wall_s = time.perf_counter() - t0
             tp = _record_throughput(study, len(shares), threads, _n_finished(study) - done, wall_s, cc)
             metrics |= {"study/trials_per_hour": tp["trials_per_hour"], "study/wall_s": tp["wall_s"]}
         parent.log_metrics(metrics, step=done)
-    return study
+    return study, tp
 
 
 def _n_finished(study: optuna.Study) -> int:

@@ -105,6 +105,9 @@ def test_two_workers_on_the_journal_share_the_trials(workdir, mnist_root):
     assert r.exit_code == 0, r.output
     md = (workdir / "reports" / "w2" / "study.md").read_text()
     assert "## Throughput" in md and f" {tp['trials_per_hour']:.1f} |" in md
+    r = _tune(workdir, "--trials", "4", "--steps", "3", "--study-name", "w2")  # nothing left to run
+    assert r.exit_code == 0, r.output
+    assert "study w2: 4 COMPLETE" in r.output and "throughput:" not in r.output  # no earlier invocation's line
 
 
 def test_postgres_storage_shared_by_two_workers(workdir, mnist_root):
@@ -129,7 +132,7 @@ def test_pruned_trial_keeps_its_partial_curve(workdir, mnist_root, monkeypatch):
     sc, cc, space = load_study(
         None, [*TINY, f'workdir="{workdir}"', "train.steps=6"], {"arch": "vanilla", "trials": 2, "name": "p"}
     )
-    study = run_study(sc, cc, space)
+    study, _ = run_study(sc, cc, space)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
     children = _children(workdir, "p")
     assert {c["status"] for c in children} == {"KILLED"}  # not FINISHED: they did not finish
@@ -148,7 +151,7 @@ def test_diverging_trial_fails_and_the_study_completes(workdir, mnist_root):
         )
         storage = open_storage(None, workdir, "nan")
         optuna.create_study(storage=storage, study_name="nan").enqueue_trial({"loss": "test-nan-3"})
-        study = run_study(sc, cc, overrides)
+        study, _ = run_study(sc, cc, overrides)
     finally:
         LOSSES.unregister("test-nan-3")
     states = [t.state for t in study.trials]
