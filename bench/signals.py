@@ -18,7 +18,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_state: dict[str, int | None] = {"depth": 0, "pending": None}
+
+class _State:
+    depth = 0  # open deferred() blocks
+    pending: int | None = None  # the signal a block holds back
+
+
+_state = _State()
 
 
 class Interrupted(KeyboardInterrupt):
@@ -29,10 +35,10 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _handler(signum: int, frame: object) -> None:
-    if _state["depth"] and _state["pending"] is None:
-        _state["pending"] = signum
+    if _state.depth and _state.pending is None:
+        _state.pending = signum
         return
-    _state["pending"] = None
+    _state.pending = None
     raise Interrupted(signum)
 
 
@@ -51,12 +57,12 @@ def deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _state["depth"] = int(_state["depth"] or 0) + 1
+    _state.depth += 1
     try:
         yield
     finally:
-        _state["depth"] = int(_state["depth"] or 0) - 1
-    pending = _state["pending"]
-    if pending is not None and not _state["depth"]:
-        _state["pending"] = None
-        raise Interrupted(int(pending))
+        _state.depth -= 1
+    pending = _state.pending
+    if pending is not None and not _state.depth:
+        _state.pending = None
+        raise Interrupted(pending)
