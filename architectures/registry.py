@@ -20,11 +20,24 @@ from typing import Any, Generic, TypeVar
 
 from torch import nn
 
-from bench.errors import UnknownNameError
-
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 ENTRY_POINT_GROUP = "ganbench.architectures"
+
+
+class UserError(Exception):
+    """Bad input from the user: the message names the bad value and what is allowed.
+
+    The root of every error a user can cause (``bench.errors`` re-exports it and derives the others from it);
+    it lives here, in the lowest layer, so that the registry's own error can be one.
+    """
+
+
+class UnknownNameError(UserError, KeyError):
+    """A name (architecture, loss, dataset, extractor) that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
 
 
 class Registry(Generic[T]):

@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from bench.atomic import write_atomic
 from bench.errors import CheckpointError
 
 FORMAT = "ganbench-checkpoint"
@@ -31,25 +31,15 @@ def save(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """Atomically write ``state`` (tensors, dicts, lists, numbers, strings) to ``path``; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        return write_atomic(path, lambda f: torch.save({"format": FORMAT, "version": VERSION, **state}, f))
     except (OSError, RuntimeError) as e:  # a full disk shows up as torch's "unexpected pos" RuntimeError
-        Path(tmp).unlink(missing_ok=True)
         free = shutil.disk_usage(path.parent).free / 2**20
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint"
         raise CheckpointError(
             f"cannot write checkpoint {str(path)!r} ({first}); {free:.0f} MiB free there; {kept}"
         ) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def load(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -75,3 +65,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"checkpoint {str(path)!r} has version {state.get('version')!r}; this ganbench reads {VERSION}"
         )
     return state
+
+
+def check_arch(state: dict[str, Any], arch: str, source: str | os.PathLike[str]) -> None:
+    """Raise CheckpointError unless the checkpoint ``state`` (read from ``source``) is of architecture ``arch``."""
+    if state.get("arch") != arch:
+        raise CheckpointError(f"checkpoint {str(source)!r} is for architecture {state.get('arch')!r}, not {arch!r}")

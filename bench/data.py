@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -42,6 +43,8 @@ class DatasetSpec:
     splits: tuple[str, ...]
     load: Loader
     summary: str = ""
+    # (root or None, cache folder, split, transform) -> the torchvision Dataset of the split (speed baseline)
+    torchvision: Callable[[Path | None, Path, str, Any], Any] | None = None
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", DatasetSpec)
@@ -86,9 +89,33 @@ def _load_mnist(root: Path | None, split: str, download_dir: Path) -> tuple[Tens
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
+def _torchvision_mnist(root: Path | None, cache: Path, split: str, transform: Any) -> Any:
+    """``torchvision.datasets.MNIST`` unpacked in ``cache``. The read-only ``root`` is never written to: its
+    ``MNIST/raw/*.gz`` are copied into ``cache/MNIST/raw``, where torchvision checks their md5 and unpacks
+    them; without ``root`` torchvision downloads them there."""
+    import shutil
+
+    import torchvision
+
+    if root is not None:
+        raw = cache / "MNIST" / "raw"
+        raw.mkdir(parents=True, exist_ok=True)
+        for gz in (root / "MNIST" / "raw").glob("*.gz"):
+            if not (raw / gz.name).exists():
+                shutil.copyfile(gz, raw / gz.name)
+    return torchvision.datasets.MNIST(str(cache), train=split == "train", download=True, transform=transform)
+
+
 DATASETS.register(
     "mnist",
-    DatasetSpec((1, 28, 28), 10, ("train", "test"), _load_mnist, "MNIST digits, 60 000 train / 10 000 test"),
+    DatasetSpec(
+        (1, 28, 28),
+        10,
+        ("train", "test"),
+        _load_mnist,
+        "MNIST digits, 60 000 train / 10 000 test",
+        _torchvision_mnist,
+    ),
 )
 
 
@@ -136,6 +163,21 @@ def to_float(images: Tensor) -> Tensor:
 def to_uint8(images: Tensor) -> Tensor:
     """float ``[-1, 1]`` -> uint8 ``[0, 255]``, rounded to nearest (not truncated), clamped."""
     return ((images.detach().float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+class Sampler(Protocol):
+    """What ``bench.harness.fit`` draws real batches from.
+
+    ``sampler(index)``: batch number ``index`` (0, 1, 2, ... over the whole run: a resumed run asks for the
+    next index) as float ``(batch_size, C, H, W)`` in ``[-1, 1]`` on the training device; ``batch_size``:
+    images per batch; ``per_epoch``: batches per pass over the split. :class:`BatchSampler` is ganbench's;
+    ``bench.speed.LoaderSampler`` wraps a torchvision ``DataLoader`` for the baseline.
+    """
+
+    batch_size: int
+    per_epoch: int
+
+    def __call__(self, index: int) -> Tensor: ...
 
 
 class BatchSampler:

@@ -6,20 +6,22 @@ and exits with code 2. Anything else is a bug or a failure of the run itself.
 
 from __future__ import annotations
 
+# the root and the registry's error live with the generic Registry (the lowest layer), so that
+# ``architectures`` needs nothing of ``bench``
+from architectures.registry import UnknownNameError, UserError
 
-class UserError(Exception):
-    """Bad input from the user: the message names the bad value and what is allowed."""
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "TrainingDiverged",
+    "UnknownNameError",
+    "UserError",
+]
 
 
 class ConfigError(UserError):
     """An unknown config key, a value of the wrong type, or a value out of range."""
-
-
-class UnknownNameError(UserError, KeyError):
-    """A name (architecture, loss, dataset, extractor) that is not registered."""
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
 
 
 class DataError(UserError):

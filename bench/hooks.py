@@ -1,9 +1,10 @@
 """Hooks: everything the training loop does besides training.
 
-A hook receives the :class:`bench.harness.Trainer` (state of the run) at three points:
-``on_fit_start``, ``on_step_end`` (after every generator step, with its losses) and ``on_fit_end``.
-Built-ins: rich progress bar, MLflow metric logging, fixed-z sample grids, periodic FID, atomic
-checkpoints, and the NaN/inf guard.
+A hook (:class:`bench.trainer.Hook`) receives the :class:`bench.trainer.Trainer` (state of the run) at
+``on_fit_start``, ``on_step_end`` (after every generator step, with its losses), ``on_fit_end`` and
+``on_interrupt``. Built-ins: rich progress bar, MLflow metric logging, fixed-z sample grids, periodic FID
+(which may stop the run, e.g. to prune a trial), atomic checkpoints, and the NaN/inf guard. Hooks do not
+depend on each other's order: a checkpoint is never written from a diverged state, whoever asks for it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ import torch
 from torch import Tensor
 
 from bench import keys
-from bench.errors import TrainingDiverged
+from bench.trainer import Hook, StepOutput, Trainer
 
 if TYPE_CHECKING:
     from rich.progress import Progress
-
-    from bench.harness import StepOutput, Trainer
 
 
 class RunLogger(Protocol):
@@ -32,20 +31,7 @@ class RunLogger(Protocol):
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
 
 
-class Hook:
-    """Base class; override what you need. Raising from a hook stops the run (it ends FAILED)."""
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        pass
-
-    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
-        pass
-
-    def on_fit_end(self, trainer: Trainer) -> None:
-        pass
-
-    def on_interrupt(self, trainer: Trainer) -> None:
-        """Ctrl-C or SIGTERM stopped training (``trainer.in_step`` says whether mid-step)."""
+PRUNED = "pruned"  # the stop reason of a run that PeriodicEval's ``prune`` stopped
 
 
 def every(interval: int | None, total: int, points: int) -> int:
@@ -56,54 +42,27 @@ def every(interval: int | None, total: int, points: int) -> int:
 
 
 class NaNGuard(Hook):
-    """Stop the run with :class:`TrainingDiverged` naming the first step whose loss is NaN or infinite, or
-    the step at which a weight was found NaN or infinite, and the last good checkpoint.
+    """Stop the run with :class:`bench.errors.TrainingDiverged` naming the first step whose loss is NaN or
+    infinite, or the step at which a weight was found NaN or infinite, and the last good checkpoint.
 
-    The first bad step and its losses are tracked on the device; they are read every step on CPU, and on a
-    GPU every ``every`` steps, at the end and before every checkpoint, so the step itself never waits for
-    the host. Weights are checked every ``every`` steps and before every checkpoint. A diverged run never
-    writes a checkpoint.
+    The trainer records the first bad step on the device; the guard reads it every step on CPU, and on a GPU
+    every ``every`` steps and at the end, so the step itself never waits for the host. Weights are checked
+    every ``every`` steps and at the end (and by every checkpoint write, see ``Trainer.save_checkpoint``).
     """
 
     def __init__(self, every: int = 1):
         self.every = every
-        self.first: Tensor | None = None
-        self.values: Tensor | None = None
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        self.first, self.values = None, None
-        trainer.before_save.append(self.check_all)
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
-        values = torch.stack([out.d_loss.float(), out.g_loss.float()])
-        if self.first is None:
-            self.first = torch.full((), -1, dtype=torch.long, device=values.device)
-            self.values = torch.zeros_like(values)
-        take = (self.first < 0) & ~torch.isfinite(values).all()
-        self.first = torch.where(take, torch.full_like(self.first, out.step), self.first)
-        self.values = torch.where(take, values, self.values)
         if out.step % self.every == 0:
-            self.check_all(trainer)
+            trainer.check_finite()
         elif trainer.device.type != "cuda":
-            self.check(trainer)
+            found = trainer.loss_divergence()
+            if found is not None:
+                raise found
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        self.check_all(trainer)
-
-    def check(self, trainer: Trainer) -> None:
-        if self.first is not None and int(self.first) >= 0:
-            d, g = self.values.tolist()
-            name, value = (keys.D_LOSS, d) if not math.isfinite(d) else (keys.G_LOSS, g)
-            raise TrainingDiverged(int(self.first), name, value, trainer.last_checkpoint)
-
-    def check_all(self, trainer: Trainer) -> None:
-        """The losses, then every weight of both networks."""
-        self.check(trainer)
-        for net in ("generator", "discriminator"):
-            for pname, p in getattr(trainer.gan, net).named_parameters():
-                if not bool(torch.isfinite(p).all()):
-                    bad = p.detach().flatten()[~torch.isfinite(p.detach().flatten())][0].item()
-                    raise TrainingDiverged(trainer.step, f"{net} weight {pname}", bad, trainer.last_checkpoint)
+        trainer.check_finite()
 
 
 class MetricsLogger(Hook):
@@ -128,6 +87,21 @@ class MetricsLogger(Hook):
             metrics = {k: float(v) / self._n for k, v in self._sums.items()}
             self.run.log_metrics(metrics, step)
         self._sums, self._n = {}, 0
+
+
+def progress_bar() -> Progress:
+    """A rich Progress whose rows fit 80 columns: run, bar, step/total, D/G losses, img/s, ETA."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description:<12}"),
+        BarColumn(bar_width=12),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[losses]}"),
+        TextColumn("{task.fields[speed]}"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(compact=True),
+    )
 
 
 class ProgressHook(Hook):
@@ -156,18 +130,21 @@ class ProgressHook(Hook):
 
 
 class SampleGrid(Hook):
-    """Save a grid of samples from a fixed z every ``every`` steps and at the end.
+    """Save a grid of samples from a fixed z every ``every`` steps (None: 5 times per run, 0: only at the
+    end) and at the end.
 
     z: ``n`` vectors drawn once from a generator seeded with ``seed`` (the global RNG is untouched, so
     sampling does not change training). G is put in eval mode for sampling. Grids go to
     ``out_dir/step_XXXXXX.png`` and ``final.png``, and to the run's ``samples/`` artifacts.
     """
 
-    def __init__(self, out_dir: Path, every: int, run: RunLogger | None = None, n: int = 64, seed: int = 0):
-        self.out_dir, self.every, self.run, self.n, self.seed = out_dir, every, run, n, seed
+    def __init__(self, out_dir: Path, every: int | None, run: RunLogger | None = None, n: int = 64, seed: int = 0):
+        self.out_dir, self.interval, self.run, self.n, self.seed = out_dir, every, run, n, seed
+        self.every = 0
         self.z: Tensor | None = None
 
     def on_fit_start(self, trainer: Trainer) -> None:
+        self.every = every(self.interval, trainer.total_steps, 5)
         g = torch.Generator().manual_seed(self.seed)
         self.z = torch.randn(self.n, trainer.gan.generator.z_dim, generator=g).to(trainer.device)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -192,27 +169,33 @@ class SampleGrid(Hook):
 
 
 class PeriodicEval(Hook):
-    """Every ``every`` steps (and at the end), log ``evaluate(gan) -> {key: value}`` to the run.
+    """Every ``every`` steps (None: 10 times per run, 0: never) and at the end, log
+    ``evaluate(gan) -> {key: value}`` to the run.
 
     ``evaluate`` must leave the networks' train/eval modes as it found them (``bench.metrics`` does). With
     ``best_path``, the checkpoint with the lowest ``key`` so far is kept there (written atomically);
-    ``best`` is ``(value, step)`` of the best evaluation and ``n_evals`` counts evaluations; ``on_result``
-    is called with ``(step, metrics)`` after each evaluation.
+    ``best`` is ``(value, step)`` of the best evaluation and ``n_evals`` counts evaluations. ``prune`` is
+    called with ``(step, metrics)`` after each evaluation; when it returns True the run stops with the stop
+    reason ``"pruned"`` (e.g. an Optuna trial's pruner said so).
     """
 
     def __init__(
         self,
         evaluate: Callable[[Any], dict[str, float]],
-        every: int,
+        every: int | None,
         run: RunLogger,
         key: str = keys.TRAIN_FID,
         best_path: Path | None = None,
-        on_result: Callable[[int, dict[str, float]], None] | None = None,
+        prune: Callable[[int, dict[str, float]], bool] | None = None,
     ):
-        self.evaluate, self.every, self.run, self.key, self.best_path = evaluate, every, run, key, best_path
-        self.on_result = on_result
+        self.evaluate, self.interval, self.run, self.key, self.best_path = evaluate, every, run, key, best_path
+        self.prune = prune
+        self.every = 0
         self.best: tuple[float, int] | None = None
         self.n_evals = 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.every = every(self.interval, trainer.total_steps, 10)
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         if self.every and (out.step % self.every == 0 or out.step == trainer.total_steps):
@@ -224,8 +207,8 @@ class PeriodicEval(Hook):
                 self.best = (value, out.step)
                 if self.best_path is not None:
                     trainer.save_checkpoint(self.best_path)
-            if self.on_result is not None:  # e.g. report to an Optuna trial, which may stop the run
-                self.on_result(out.step, metrics)
+            if self.prune is not None and self.prune(out.step, metrics):
+                trainer.stop(PRUNED)
 
 
 class Checkpointer(Hook):
@@ -244,8 +227,5 @@ class Checkpointer(Hook):
     def on_interrupt(self, trainer: Trainer) -> None:
         """Save at a step boundary only (a half-done step is not a state to resume from); a diverged
         state is not saved either, the previous checkpoint stays."""
-        if not trainer.in_step and trainer.step > 0:
-            try:
-                trainer.save_checkpoint(self.path)
-            except TrainingDiverged:
-                pass
+        if not trainer.in_step and trainer.step > 0 and trainer.divergence() is None:
+            trainer.save_checkpoint(self.path)

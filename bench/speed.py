@@ -2,8 +2,9 @@
 
 Rows per architecture (same batch size, same harness, ``steps`` generator steps after ``warmup``):
 
-- ``baseline``: batches from a ``torchvision`` ``DataLoader`` over ``datasets.MNIST`` with ``ToTensor()`` +
-  ``Normalize((0.5,), (0.5,))`` (per-sample PIL transforms, ``num_workers=0``, shuffled), the Adam that
+- ``baseline``: batches from a ``torchvision`` ``DataLoader`` over the dataset's torchvision class (e.g.
+  ``datasets.MNIST``) with ``ToTensor()`` + ``Normalize(0.5, 0.5)`` per channel (per-sample PIL transforms,
+  ``num_workers=0``, shuffled), the Adam that
   ``torch.optim.Adam`` picks when not told (for-loop on CPU, foreach on CUDA), losses read back
   (host-synchronised) every step: how the classic MNIST GAN scripts train;
 - ``ganbench``: the default fast path (split resident on the device, fused Adam, channels-last
@@ -17,7 +18,6 @@ invocation), which ``ganbench report --experiment ganbench-speed`` turns into th
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -29,7 +29,7 @@ import torch
 from architectures import build_gan
 from bench import keys
 from bench.config import CompareConfig, RunConfig
-from bench.data import BatchSampler, load, resolve_root
+from bench.data import DATASETS, BatchSampler, Sampler, load, resolve_root
 from bench.errors import DataError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
 from bench.provenance import provenance_tags
@@ -37,8 +37,11 @@ from bench.timing import TimingSummary, device_name, summarize
 from bench.tracking import Tracker
 
 
-class LoaderSampler:
-    """A ``DataLoader`` behind the harness's sampler interface; each batch is copied to ``device``."""
+class LoaderSampler(Sampler):
+    """A ``DataLoader`` as a :class:`bench.data.Sampler`; each batch is copied to ``device``.
+
+    ``index`` is ignored: the loader's own shuffled order is used, as in a classic training script.
+    """
 
     def __init__(self, loader: torch.utils.data.DataLoader, device: torch.device):
         self.loader, self.device = loader, device
@@ -54,33 +57,30 @@ class LoaderSampler:
         return images.to(self.device)
 
 
-def torchvision_mnist(cc: CompareConfig) -> torch.utils.data.Dataset:
-    """``torchvision.datasets.MNIST`` (train) with ToTensor + Normalize, unpacked in the workspace cache.
+def torchvision_dataset(cc: CompareConfig) -> torch.utils.data.Dataset:
+    """The training split as the dataset's torchvision class with ``ToTensor()`` + ``Normalize(0.5, 0.5)``,
+    unpacked in ``<workdir>/cache/torchvision`` (the read-only data folder is never written to).
 
-    The read-only ``GANBENCH_DATA`` folder is never written to: its ``.gz`` files are copied into
-    ``<workdir>/cache/torchvision/MNIST/raw`` and torchvision verifies their md5 and unpacks them there.
+    Raises DataError if the dataset has no torchvision class or it cannot be loaded.
     """
-    from torchvision import datasets, transforms
+    from torchvision import transforms
 
+    spec = DATASETS.get(cc.data.dataset)
+    if spec.torchvision is None:
+        raise DataError(f"dataset {cc.data.dataset!r} has no torchvision class for the speed baseline")
+    channels = spec.image_shape[0]
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * channels, (0.5,) * channels)])
     cache = Path(cc.workdir).resolve() / "cache" / "torchvision"
-    root = resolve_root(cc.data)
-    if root is not None:
-        raw = cache / "MNIST" / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
-        for gz in (root / "MNIST" / "raw").glob("*.gz"):
-            if not (raw / gz.name).exists():
-                shutil.copyfile(gz, raw / gz.name)
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     try:
-        return datasets.MNIST(str(cache), train=True, download=True, transform=transform)
+        return spec.torchvision(resolve_root(cc.data), cache, "train", transform)
     except Exception as e:
-        raise DataError(f"torchvision MNIST for the baseline is not available ({e})") from None
+        raise DataError(f"torchvision {cc.data.dataset} for the baseline is not available ({e})") from None
 
 
-def _time(cfg: RunConfig, sampler, device: torch.device) -> tuple[FitResult, int]:
+def _time(cfg: RunConfig, sampler: Sampler, device: torch.device, image_shape: tuple[int, int, int]):
     """One fit from the seed; returns it and the real images one generator step consumes."""
     seed_everything(cfg.seed)
-    gan = build_gan(cfg.arch, cfg.model, (1, 28, 28))
+    gan = build_gan(cfg.arch, cfg.model, image_shape)
     return fit(gan, sampler, cfg, device), cfg.train.batch_size * gan.optim.n_critic
 
 
@@ -107,8 +107,9 @@ def run_speed_benchmark(
     per_round = -(-steps // rounds)
     warmup = min(cc.train.warmup_steps, 5)
     train = replace(cc.train, steps=warmup + per_round, epochs=None, minutes=None, warmup_steps=warmup)
-    baseline_data = torchvision_mnist(cc)
-    images = load(cc.data, "train", cc.workdir, device).images
+    baseline_data = torchvision_dataset(cc)
+    data = load(cc.data, "train", cc.workdir, device)
+    images, image_shape = data.images, data.spec.image_shape
     tracker = Tracker(cc.workdir) if log else None
     yield (
         f"device: {device_name(device)}; torch {torch.__version__}; batch {train.batch_size}; "
@@ -137,7 +138,7 @@ def run_speed_benchmark(
         parts: dict[str, list[tuple[FitResult, int]]] = {name: [] for name in names}
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                parts[name].append(_time(*paths[name], device))
+                parts[name].append(_time(*paths[name], device, image_shape))
         timings = {name: _combine(parts[name], device) for name in names}
         base_ms = timings["baseline"].ms_per_step_p50
         for path, tm in timings.items():

@@ -48,6 +48,12 @@ class Run:
 
     def __init__(self, client: Any, run_id: str):
         self.client, self.run_id = client, run_id
+        self.outcome: tuple[str, str | None] = ("FINISHED", None)  # how the run ends if its body completes
+
+    def end_as(self, status: str, reason: str) -> None:
+        """End the run with ``status`` (e.g. KILLED for a pruned trial) instead of FINISHED when its body
+        completes; ``reason`` goes to the tag ``ganbench.failure``."""
+        self.outcome = (status, reason)
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -142,7 +148,8 @@ class Tracker:
     def run(
         self, experiment: str, run_name: str, tags: dict[str, Any] | None = None, run_id: str | None = None
     ) -> Iterator[Run]:
-        """Start (or, with ``run_id``, reopen) a run; end it FINISHED, FAILED or KILLED."""
+        """Start (or, with ``run_id``, reopen) a run. It ends FINISHED when the body completes (or as
+        :meth:`Run.end_as` said), KILLED on Ctrl-C / SIGTERM, FAILED on any other exception."""
         from mlflow.entities import RunStatus
 
         with signals.deferred():
@@ -159,10 +166,9 @@ class Tracker:
             run.end(RunStatus.to_string(RunStatus.KILLED), str(e) or "interrupted (KeyboardInterrupt)")
             raise
         except BaseException as e:
-            # an exception may name its own end state (a pruned trial ends KILLED, not FAILED)
-            run.end(getattr(e, "run_status", RunStatus.to_string(RunStatus.FAILED)), f"{type(e).__name__}: {e}")
+            run.end(RunStatus.to_string(RunStatus.FAILED), f"{type(e).__name__}: {e}")
             raise
-        run.end(RunStatus.to_string(RunStatus.FINISHED))
+        run.end(*run.outcome)
 
     def has_run(self, run_id: str) -> bool:
         from mlflow.exceptions import MlflowException

@@ -11,40 +11,30 @@ Writes (``formats`` chooses among md, tex, csv, html):
   table (latest invocation per architecture: ms/step p50/p95, img/s, peak memory, ratio to the baseline) in
   every format and ``speed.csv``; those rows never enter the comparison table.
 
-Every file is written to a temporary name and renamed into place.
+The report is a list of :class:`reports.render.Section` s assembled once and rendered to each format by
+``reports.render``. Every file is written to a temporary name and renamed into place.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 import bench
+from bench.atomic import write_text
 from bench.errors import UserError
 from bench.tracking import Tracker, keys
-from reports import figures, html, tables
+from reports import figures, render, tables
 from reports.collect import collect, split_speed
+from reports.render import Section
 from reports.stats import pairwise
 
 FORMATS = ("md", "tex", "csv", "html")
 NEED_SEEDS = "Needs at least 2 finished seeds per architecture (e.g. `ganbench compare --seeds 3`)."
 SHORT_METRICS = (keys.FID, keys.IS_MEAN, keys.KID_MEAN, keys.PRECISION, keys.RECALL)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def resolve_metric(df: pd.DataFrame, metric: str | None) -> str:
@@ -107,19 +97,97 @@ def build_report(
     if df.empty:
         raise UserError(f"experiment(s) {', '.join(experiments)} hold no runs")
     df, speed = split_speed(df)
-    if df.empty:  # only `ganbench bench speed` rows: the speed table alone
-        return _speed_report(experiments, out, speed, formats)
-    has_metrics = any(str(c).startswith("eval/") for c in df.columns)
-    primary = resolve_metric(df, metric) if has_metrics or metric else None
-    tracker = Tracker(workdir)
-    fig_dir = out / "figures"
-    fig_dir.mkdir(parents=True, exist_ok=True)
+    primary = (
+        resolve_metric(df, metric) if len(df) and (metric or any(str(c).startswith("eval/") for c in df)) else None
+    )
+    pw = pairwise_frame(df, primary) if primary else pd.DataFrame()
+    have_pw = bool(len(pw) and pw["p"].notna().any())
+    speed_sections = [_speed_section(speed)] if len(speed) else []
+    sections = _sections(df, out, workdir, primary, pw if have_pw else None) if len(df) else []
+    sections += speed_sections
+    title = f"ganbench report: {', '.join(experiments)}"
+    provenance = _provenance(pd.concat([df, speed]), experiments)
+    out.mkdir(parents=True, exist_ok=True)
+    if "md" in formats:
+        write_text(out / "report.md", render.markdown(title, sections, provenance))
+        if len(df):
+            write_text(out / "table.md", render.markdown_table(sections[1]))
+    if "tex" in formats:
+        document, body = render.latex(sections)
+        write_text(out / "table.tex", document)
+        write_text(out / "table-body.tex", body)
+    if "csv" in formats:
+        if len(df):
+            write_text(out / "table.csv", tables.to_csv(df))
+        if have_pw:
+            write_text(out / "pairwise.csv", pw.to_csv(index=False))
+        if len(speed):
+            write_text(out / "speed.csv", tables.speed_csv(speed))
+    if "html" in formats:
+        write_text(out / "report.html", render.html_page(title, sections, provenance))
+    return out
+
+
+def _sections(
+    df: pd.DataFrame, out: Path, workdir: str | os.PathLike[str], primary: str | None, pw: pd.DataFrame | None
+) -> list[Section]:
+    """The sections of a comparison on the ``primary`` metric key: lead, comparison table, paper layout,
+    pairwise tests ``pw`` (None: too few seeds), failed runs, figures (written to ``out/figures``). Index 1
+    is always the comparison table."""
     extractor = primary.split("/")[1] if primary else None
-    label = f"{primary.split('/')[2].upper()} ({tables.EXTRACTOR_LABELS.get(extractor, extractor)})" if primary else ""
-    grids = figures.sample_grids(df, tracker, fig_dir)
-    figs: list[tuple[Path, str]] = [
-        (p, f"{a}: samples from a fixed z at the end of training") for a, p in grids.items()
+    label = f"{primary.split('/')[2].upper()} ({tables.label(df, extractor)})" if primary else ""
+    figs = _figures(df, out / "figures", Tracker(workdir), primary, label)
+    protocols = sorted({line for d in df["protocols"] if isinstance(d, dict) for line in d.values()})
+    unavailable = sorted({(n, why) for d in df["unavailable"] if isinstance(d, dict) for n, why in d.items()})
+    selections = sorted({s for s in df["selection"].dropna() if s and s != "last checkpoint"})
+    devices = sorted({d for d in df["device"].dropna() if d})
+    failed = df[df["status"] != "FINISHED"]
+    n_runs = int((df["kind"] == keys.KIND_RUN).sum())
+    counts = f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed, pruned or unfinished."
+    notes = [f"Protocol: {p}" for p in protocols] + [f"Not computed (n/a): {n}: {why}" for n, why in unavailable]
+    notes += [f"Checkpoint selection: {s}" for s in selections] + [f"Device: {d}" for d in devices]
+    extractors = "; ".join(f"{tables.label(df, e)}: {e}" for e in tables.extractors_in(df))
+    explanation = (
+        "Mean ± sample std over seeds; best mean per column in bold; ↓ lower is better, ↑ higher is better. "
+        f"Feature extractors ({extractors or 'none'}) are named in the protocol lines. "
+        "Precision/recall: Kynkäänniemi et al. 2019 (k = 3). D accuracy: the trained discriminator (eval mode) "
+        "on held-out real images and as many fresh fakes at its loss's threshold; ROC-AUC is threshold-free. "
+        "ms/step: one generator step with its n_critic discriminator steps (median after warm-up); img/s: real "
+        f"images through the discriminator per second. {tables.FLOOR_LABEL}: real training images scored as "
+        "if generated, with the same protocol (what a perfect generator reaches). 95 % confidence intervals "
+        "(Student's t) are in table.csv."
+    )
+    sections = [
+        Section(notes=[counts]),
+        Section("Comparison", lambda style: tables.display_frame(df, style), notes, [explanation], in_tex=True),
     ]
+    if extractor:
+        paper = Section("Paper layout", lambda style: tables.paper_frame(df, extractor, style), notes, in_tex=True)
+        sections.append(paper)
+    if pw is not None:
+        pw_note = (
+            f"Welch's t-test on {primary} for every pair of architectures, p-values Holm-corrected; effect size "
+            "Hedges' g (positive: A higher). With few seeds these tests have little power: 'no' is not evidence "
+            "of equality."
+        )
+        sections.append(
+            Section(f"Pairwise comparison on {primary}", lambda style: _pairwise_display(pw), text=[pw_note])
+        )
+    else:
+        sections.append(Section(f"Pairwise comparison on {primary}", text=[NEED_SEEDS]))
+    if len(failed):
+        lines = [
+            f"{r.arch} seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
+        ]
+        sections.append(Section("Failed, pruned or unfinished runs", items=lines))
+    return sections + [Section("Figures", figures=figs)]
+
+
+def _figures(df: pd.DataFrame, fig_dir: Path, tracker: Tracker, primary: str | None, label: str) -> list:
+    """Every figure of the comparison, written to ``fig_dir``, as ``(png path, caption)``."""
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    grids = figures.sample_grids(df, tracker, fig_dir)
+    figs = [(p, f"{a}: samples from a fixed z at the end of training") for a, p in grids.items()]
     for path, caption in (
         (figures.samples_over_training(df, tracker, fig_dir), "samples from the same z over training"),
         *[
@@ -132,90 +200,7 @@ def build_report(
     ):
         if path is not None:
             figs.append((path, caption))
-
-    protocols = sorted({line for d in df["protocols"] if isinstance(d, dict) for line in d.values()})
-    unavailable = sorted({(n, why) for d in df["unavailable"] if isinstance(d, dict) for n, why in d.items()})
-    selections = sorted({s for s in df["selection"].dropna() if s and s != "last checkpoint"})
-    devices = sorted({d for d in df["device"].dropna() if d})
-    failed = df[df["status"] != "FINISHED"]
-    n_runs = int((df["kind"] == keys.KIND_RUN).sum())
-    counts = f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed, pruned or unfinished."
-    notes = [f"Protocol: {p}" for p in protocols] + [f"Not computed (n/a): {n}: {why}" for n, why in unavailable]
-    notes += [f"Checkpoint selection: {s}" for s in selections] + [f"Device: {d}" for d in devices]
-    provenance = _provenance(pd.concat([df, speed]), experiments)
-    explanation = (
-        "Mean ± sample std over seeds; best mean per column in bold; ↓ lower is better, ↑ higher is better. "
-        "LeNet: the MNIST classifier shipped with ganbench; Inception: the FID Inception-v3 of papers. "
-        "Precision/recall: Kynkäänniemi et al. 2019 (k = 3). D accuracy: the trained discriminator (eval mode) "
-        "on held-out real images and as many fresh fakes at its loss's threshold; ROC-AUC is threshold-free. "
-        "ms/step: one generator step with its n_critic discriminator steps (median after warm-up); img/s: real "
-        f"images through the discriminator per second. {tables.FLOOR_LABEL}: real training images scored as "
-        "if generated, with the same protocol (what a perfect generator reaches). 95 % confidence intervals "
-        "(Student's t) are in table.csv."
-    )
-    pw = pairwise_frame(df, primary) if primary else pd.DataFrame()
-    pw_note = (
-        f"Welch's t-test on {primary} for every pair of architectures, p-values Holm-corrected; effect size "
-        "Hedges' g (positive: A higher). With few seeds these tests have little power: 'no' is not evidence "
-        "of equality."
-    )
-    have_pw = len(pw) and pw["p"].notna().any()
-    speed_md, speed_tex, speed_html = _speed_section(speed) if len(speed) else ([], "", "")
-    failed_lines = [
-        f"{r.arch} seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
-    ]
-
-    if "md" in formats:
-        under = ["", *[f"{n}  " for n in notes]]  # the protocol under every table
-        md = [f"# ganbench report: {', '.join(experiments)}", "", counts, "", tables.to_markdown(df), *under]
-        md += ["", explanation]
-        if extractor:
-            md += ["", "## Paper layout", "", tables.paper_markdown(df, extractor), *under]
-        md += ["", f"## Pairwise comparison on {primary}", ""]
-        md += (
-            [_pairwise_display(pw).to_markdown(index=False, disable_numparse=True), "", pw_note]
-            if have_pw
-            else [NEED_SEEDS]
-        )
-        if failed_lines:
-            md += ["", "## Failed, pruned or unfinished runs", ""] + [f"- {line}" for line in failed_lines]
-        md += speed_md
-        md += ["", "## Figures", ""] + [f"![{c}](figures/{p.name})" for p, c in figs]
-        md += ["", "---", ""] + [f"{line}  " for line in provenance]
-        write_atomic(out / "report.md", "\n".join(md) + "\n")
-        write_atomic(out / "table.md", tables.to_markdown(df) + "\n\n" + "\n".join(f"{n}  " for n in notes) + "\n")
-    if "tex" in formats:
-        tabulars = [tables.latex_tabular(tables.display_frame(df, "latex"))]
-        if extractor:
-            tabulars.append(tables.latex_tabular(tables.paper_frame(df, extractor, "latex")))
-        if len(speed):
-            tabulars.append(speed_tex)
-        write_atomic(out / "table.tex", tables.latex_document(tabulars, notes))
-        comments = "".join(f"% {n}\n" for n in notes)
-        write_atomic(out / "table-body.tex", comments + "\n".join(tabulars))
-    if "csv" in formats:
-        write_atomic(out / "table.csv", tables.to_csv(df))
-        if have_pw:
-            write_atomic(out / "pairwise.csv", pw.to_csv(index=False))
-        if len(speed):
-            write_atomic(out / "speed.csv", tables.speed_csv(speed))
-    if "html" in formats:
-        under = html.notes(notes)
-        sections = [
-            ("", html.notes([counts])),
-            ("Comparison", html.table(tables.display_frame(df, "html")) + under + html.notes([explanation])),
-        ]
-        if extractor:
-            sections.append(("Paper layout", html.table(tables.paper_frame(df, extractor, "html")) + under))
-        pw_html = html.table(_pairwise_display(pw)) + html.notes([pw_note]) if have_pw else html.notes([NEED_SEEDS])
-        sections.append((f"Pairwise comparison on {primary}", pw_html))
-        if failed_lines:
-            sections.append(("Failed, pruned or unfinished runs", html.escaped_list(failed_lines)))
-        if len(speed):
-            sections.append((SPEED_TITLE, speed_html))
-        sections.append(("Figures", "".join(html.figure(p, c) for p, c in figs)))
-        write_atomic(out / "report.html", html.page(f"ganbench report: {', '.join(experiments)}", sections, provenance))
-    return out
+    return figs
 
 
 SPEED_TITLE = "Training speed (ganbench bench speed)"
@@ -247,12 +232,9 @@ def _provenance(df: pd.DataFrame, experiments: list[str]) -> list[str]:
     return lines + [f"Device: {d}" for d in sorted({d for d in df["device"].dropna() if d})]
 
 
-def _speed_section(speed: pd.DataFrame) -> tuple[list[str], str, str]:
-    """The speed table with its notes: (Markdown section lines, LaTeX tabular, HTML body)."""
-    notes = _speed_notes(speed)
-    md = ["", f"## {SPEED_TITLE}", "", tables.speed_markdown(speed), "", *notes]
-    tex = tables.latex_tabular(tables.speed_frame(speed, "latex"))
-    return md, tex, html.table(tables.speed_frame(speed)) + html.notes(notes)
+def _speed_section(speed: pd.DataFrame) -> Section:
+    """The speed table of ``ganbench bench speed`` rows with its notes."""
+    return Section(SPEED_TITLE, lambda style: tables.speed_frame(speed, style), notes=_speed_notes(speed), in_tex=True)
 
 
 def _speed_notes(speed: pd.DataFrame) -> list[str]:
@@ -276,22 +258,3 @@ def _speed_notes(speed: pd.DataFrame) -> list[str]:
         "Normalize(), torch's default Adam, NCHW, losses read back every step; vs baseline: baseline ms/step "
         "p50 over the row's (above 1 is faster). Peak MB: CUDA max allocated, or the process's peak RSS on a CPU.",
     ]
-
-
-def _speed_report(experiments: list[str], out: Path, speed: pd.DataFrame, formats: tuple[str, ...]) -> Path:
-    """The report of experiments holding only ``ganbench bench speed`` rows: the speed table and its notes."""
-    title = f"ganbench report: {', '.join(experiments)}"
-    notes, provenance = _speed_notes(speed), _provenance(speed, experiments)
-    md, tex, body = _speed_section(speed)
-    out.mkdir(parents=True, exist_ok=True)
-    if "md" in formats:
-        lines = [f"# {title}", *md, "", "---", "", *[f"{line}  " for line in provenance]]
-        write_atomic(out / "report.md", "\n".join(lines) + "\n")
-    if "tex" in formats:
-        write_atomic(out / "table.tex", tables.latex_document([tex], notes))
-        write_atomic(out / "table-body.tex", "".join(f"% {n}\n" for n in notes) + tex)
-    if "csv" in formats:
-        write_atomic(out / "speed.csv", tables.speed_csv(speed))
-    if "html" in formats:
-        write_atomic(out / "report.html", html.page(title, [(SPEED_TITLE, body)], provenance))
-    return out

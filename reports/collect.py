@@ -1,7 +1,8 @@
 """MLflow runs -> a pandas DataFrame, one row per run.
 
 Columns: ``run_id``, ``experiment``, ``arch``, ``seed``, ``status``, ``start_time`` (ms), ``kind`` ("run" or
-"real-floor"), ``failure``, ``protocols`` / ``unavailable`` ({extractor: protocol line / reason}),
+"real-floor"), ``failure``, ``protocols`` / ``unavailable`` / ``labels`` ({extractor: protocol line / reason
+/ short name}),
 ``selection`` (which checkpoint was evaluated), ``device``, ``speed_path`` / ``speed_session`` (rows of
 ``ganbench bench speed``; empty for training runs), ``provenance`` (versions, git commit), then one column
 per metric key (latest value) and ``param:<name>`` per param. When an (experiment, arch, seed, speed path)
@@ -38,6 +39,9 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
             "failure": tags.get(keys.TAG_FAILURE, ""),
             "protocols": _prefixed(tags, keys.TAG_PROTOCOL),
             "unavailable": _prefixed(tags, keys.TAG_UNAVAILABLE),
+            "labels": {
+                k.split(".")[1]: v for k, v in tags.items() if k.startswith("protocol.") and k.endswith(".label")
+            },
             "selection": tags.get(keys.TAG_SELECTION, ""),
             "device": tags.get(keys.TAG_DEVICE, ""),
             "speed_path": tags.get(keys.TAG_SPEED_PATH, ""),

@@ -20,7 +20,6 @@ import pandas as pd
 from bench.tracking import keys
 from reports.stats import summarize
 
-EXTRACTOR_LABELS = {"lenet-mnist": "LeNet", "inception-v3-compat": "Inception"}
 FLOOR_LABEL = "real data (floor)"
 
 
@@ -40,11 +39,20 @@ def _extractor_of(key: str) -> str | None:
 
 
 def extractors_in(df: pd.DataFrame) -> list[str]:
-    """Extractors with numbers in ``df``, then those recorded as unavailable; LeNet first."""
+    """Extractors with numbers in ``df`` or recorded as unavailable: the runs' primary extractors
+    (``eval.extractor``) first, then the others by name."""
     found = {m.group(1) for c in df.columns if (m := re.match(r"^eval/([^/]+)/fid$", str(c))) and df[c].notna().any()}
     found |= _unavailable(df)
-    order = list(EXTRACTOR_LABELS)
-    return sorted(found, key=lambda e: (order.index(e) if e in order else len(order), e))
+    primary = list(df["param:eval.extractor"].dropna().unique()) if "param:eval.extractor" in df else []
+    return sorted(found, key=lambda e: (primary.index(e) if e in primary else len(primary), e))
+
+
+def label(df: pd.DataFrame, extractor: str) -> str:
+    """The extractor's short name for headers, as its runs recorded it (tag ``protocol.<name>.label``)."""
+    for d in df.get("labels", []):
+        if isinstance(d, dict) and extractor in d:
+            return d[extractor]
+    return extractor
 
 
 def _unavailable(df: pd.DataFrame) -> set[str]:
@@ -55,16 +63,16 @@ def columns_for(df: pd.DataFrame) -> list[Column]:
     """The table's metric columns, in order, for the metrics (and unavailable extractors) in ``df``."""
     cols: list[Column] = []
     for ext in extractors_in(df):
-        label = EXTRACTOR_LABELS.get(ext, ext)
+        name = label(df, ext)
         cols += [
-            Column(keys.eval_key(ext, keys.FID), f"FID ({label}) ↓", 2, better="lower"),
-            Column(keys.eval_key(ext, keys.IS_MEAN), f"IS ({label}) ↑", 2, better="higher"),
+            Column(keys.eval_key(ext, keys.FID), f"FID ({name}) ↓", 2, better="lower"),
+            Column(keys.eval_key(ext, keys.IS_MEAN), f"IS ({name}) ↑", 2, better="higher"),
         ]
         if keys.eval_key(ext, keys.FID) in df.columns:  # computed: the full set; unavailable: FID and IS (n/a)
             cols += [
-                Column(keys.eval_key(ext, keys.KID_MEAN), f"KID ({label}) ↓", 3, better="lower"),
-                Column(keys.eval_key(ext, keys.PRECISION), f"Precision ({label}) ↑", 3, better="higher"),
-                Column(keys.eval_key(ext, keys.RECALL), f"Recall ({label}) ↑", 3, better="higher"),
+                Column(keys.eval_key(ext, keys.KID_MEAN), f"KID ({name}) ↓", 3, better="lower"),
+                Column(keys.eval_key(ext, keys.PRECISION), f"Precision ({name}) ↑", 3, better="higher"),
+                Column(keys.eval_key(ext, keys.RECALL), f"Recall ({name}) ↑", 3, better="higher"),
             ]
     cols += [
         Column(keys.D_ACC_REAL, "D acc real (%)", 1, 100),
@@ -174,11 +182,11 @@ def paper_frame(df: pd.DataFrame, metric_extractor: str, style: str = "md") -> p
     """The layout papers use: Model | FID | IS | Epochs | D accuracy (real/fake), for one extractor."""
     agg = aggregate(df)
     agg = agg[agg["kind"] == keys.KIND_RUN]
-    label = EXTRACTOR_LABELS.get(metric_extractor, metric_extractor)
+    name = label(df, metric_extractor)
     latex = style == "latex"
     pm = r" $\pm$ " if latex else " ± "
-    fid = Column(keys.eval_key(metric_extractor, keys.FID), f"FID ({label}) ↓", 2, better="lower")
-    is_ = Column(keys.eval_key(metric_extractor, keys.IS_MEAN), f"IS ({label}) ↑", 2, better="higher")
+    fid = Column(keys.eval_key(metric_extractor, keys.FID), f"FID ({name}) ↓", 2, better="lower")
+    is_ = Column(keys.eval_key(metric_extractor, keys.IS_MEAN), f"IS ({name}) ↑", 2, better="higher")
 
     def cells(c: Column) -> list[str]:
         if f"{c.key} mean" not in agg:
@@ -238,11 +246,12 @@ def _latex_text(s: str) -> str:
     return s.replace("--", "-{}-")  # no en-dash ligature in option names
 
 
-def latex_document(tabulars: list[str], notes: list[str]) -> str:
-    """A standalone LaTeX document (article, booktabs, landscape geometry) holding ``tabulars``, each
-    followed by ``notes`` (the protocol line) in small print. Compiles with a stock pdflatex."""
+def latex_document(parts: list[tuple[str, list[str]]]) -> str:
+    """A standalone LaTeX document (article, booktabs, landscape geometry) holding each ``(tabular, notes)``
+    of ``parts``, the notes (e.g. the protocol line) in small print under their tabular. Compiles with a
+    stock pdflatex."""
     body = []
-    for t in tabulars:
+    for t, notes in parts:
         # shrink to the line width only when wider (graphicx's \width is the box's natural width)
         body += [r"\begin{center}\scriptsize", r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"]
         body += [t.strip(), "}", r"\end{center}"]

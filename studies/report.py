@@ -21,11 +21,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.atomic import write_text  # noqa: E402
 from bench.config import load_compare_config, to_toml  # noqa: E402
 from bench.errors import UserError  # noqa: E402
-from reports.build import write_atomic  # noqa: E402
-from studies.runner import open_storage, throughput  # noqa: E402
-from studies.spaces import space_for, to_sets  # noqa: E402
+from studies.runner import failures, open_storage  # noqa: E402
+from studies.spaces import space_for, to_config  # noqa: E402
+from studies.throughput import throughput  # noqa: E402
 
 
 def load(name: str, storage: str | None, workdir: str | os.PathLike[str]) -> optuna.Study:
@@ -44,8 +45,8 @@ def best_config(study: optuna.Study) -> dict:
     arch, base = study.user_attrs["arch"], json.loads(study.user_attrs["base_config"])
     space = space_for(arch, json.loads(study.user_attrs.get("space", "{}")))
     params = {**{p.name: p.fixed for p in space if p.fixed is not None}, **study.best_trial.params}
-    cc = load_compare_config(None, to_sets(arch, space, params), base=base)
-    out = json.loads(json.dumps(cc.run(arch, cc.seeds[0]).to_dict(), default=list))
+    cc = load_compare_config(base=base, overrides=to_config(arch, space, params))
+    out = cc.run(arch, cc.seeds[0]).to_dict()
     model = out.pop("model")
     return {
         "experiment": f"{study.study_name}-best",
@@ -73,7 +74,7 @@ def build_study_report(name: str, out_dir: str | os.PathLike[str], workdir: str,
     (out / "figures").mkdir(parents=True, exist_ok=True)
     study = load(name, storage, workdir)
     df = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
-    write_atomic(out / "trials.csv", df.to_csv(index=False))
+    write_text(out / "trials.csv", df.to_csv(index=False))
     complete = df[df["state"] == "COMPLETE"]
     states = df["state"].value_counts().to_dict()
     metric = study.user_attrs.get("metric", "value")
@@ -119,7 +120,7 @@ def build_study_report(name: str, out_dir: str | os.PathLike[str], workdir: str,
             cols.append("user_attrs_mlflow_run_id")
         table = top[cols].rename(columns=lambda c: c.replace("params_", "").replace("user_attrs_", ""))
         md += ["", "## Best trials", "", table.to_markdown(index=False, floatfmt=".4g")]
-        write_atomic(
+        write_text(
             out / "best-config.toml",
             f"# best trial {study.best_trial.number} of study {name}: {metric} = {study.best_value:.6g}\n"
             + to_toml(best_config(study)),
@@ -131,26 +132,25 @@ def build_study_report(name: str, out_dir: str | os.PathLike[str], workdir: str,
         ]
     bad = df[df["state"].isin(["FAIL", "PRUNED"])]
     if len(bad):
-        reasons = bad["user_attrs_failure"] if "user_attrs_failure" in bad else pd.Series("", index=bad.index)
+        reasons = failures(study)
         md += ["", "## Failed and pruned trials", ""]
         md += [
-            f"- trial {n}: {s} {r if isinstance(r, str) else ''}".rstrip()
-            for n, s, r in zip(bad["number"], bad["state"], reasons, strict=True)
+            f"- trial {n}: {s} {reasons.get(n, '')}".rstrip() for n, s in zip(bad["number"], bad["state"], strict=True)
         ]
     md += ["", "## Figures", ""] + [f"![{f}](figures/{f})" for f in figures] + [f"- {n}" for n in notes]
-    write_atomic(out / "study.md", "\n".join(md) + "\n")
+    write_text(out / "study.md", "\n".join(md) + "\n")
     return out
 
 
 def reseed_best(name: str, n_seeds: int, workdir: str, storage: str | None = None) -> str:
-    """Re-run the study's best configuration over seeds 0..n_seeds-1 (experiment ``<study>-reseed``), write
-    its report, and return the experiment name."""
-    from bench.experiment import compare
+    """Re-run the study's best configuration over seeds 0..n_seeds-1 (experiment ``<study>-reseed``) and
+    return the experiment name (its report is ``ganbench report --experiment`` of it)."""
+    from bench.compare import compare
 
     if n_seeds < 1:
         raise UserError(f"--reseed {n_seeds} must be >= 1")
     config = best_config(load(name, storage, workdir))
-    config.update(experiment=f"{name}-reseed", seeds=list(range(n_seeds)), workdir=workdir)
-    cc = load_compare_config(None, [], base=config)
+    identity = {"experiment": f"{name}-reseed", "seeds": list(range(n_seeds)), "workdir": workdir}
+    cc = load_compare_config(base=config, overrides=identity)
     compare(cc, show_progress=False)
     return cc.experiment

@@ -14,7 +14,6 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import platform
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,19 +23,24 @@ from typing import Any
 import optuna
 
 from bench import keys, signals
-from bench.config import CompareConfig, from_dict, load_compare_config, read_toml
+from bench.config import CompareConfig, combine, load_compare_config, read_toml, validate
 from bench.errors import ConfigError, UserError
+from bench.hooks import PRUNED
+from bench.run import FAILED, train
 from bench.tracking import Tracker
-from studies.spaces import Param, space_for, to_sets
+from studies.spaces import Param, space_for, to_config
+from studies.throughput import record_throughput
 
 SAMPLERS = ("tpe", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
 MAXIMISE = {keys.IS_MEAN, keys.PRECISION, keys.RECALL}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-# a trial's default budget: short runs, a smaller evaluation (override in the study file or with --set)
-TUNE_DEFAULTS = {"eval": {"n_samples": 2000, "during_training_samples": 500, "inception": "off"}}
-DEFAULT_STEPS = 300
-STALE = "stale"
+# a trial's defaults: a short run, a smaller evaluation, no Inception (the study file, --set and options win)
+TUNE_DEFAULTS = {
+    "train": {"steps": 300, "epochs": None},
+    "eval": {"n_samples": 2000, "during_training_samples": 500, "extractors": {"inception-v3-compat": {"use": "off"}}},
+}
+STALE = "stale/"  # study user attribute prefix: stale/<trial number> = why a dead worker's trial was failed
 
 
 @dataclass(frozen=True)
@@ -88,25 +92,17 @@ class StudyConfig:
 
 
 def load_study(
-    path: str | None, sets: list[str], study_sets: dict[str, Any]
+    path: str | None, sets: list[str], study_sets: dict[str, Any], overrides: dict[str, Any] | None = None
 ) -> tuple[StudyConfig, CompareConfig, dict]:
     """A study file (``[study]``, ``[space.*]`` and the usual data/train/eval/model tables) + ``--set`` items
-    + command-line study options -> (StudyConfig, the trials' base CompareConfig, space overrides)."""
+    + command-line study options (``study_sets``) and config options (``overrides``, a nested dict)
+    -> (StudyConfig, the trials' base CompareConfig, space overrides)."""
     data = read_toml(path) if path else {}
     study = {**data.pop("study", {}), **{k: v for k, v in study_sets.items() if v is not None}}
     space = data.pop("space", {})
-    sc = from_dict(StudyConfig, study, "study.")
-    budget_given = (
-        "steps" in data.get("train", {})
-        or "epochs" in data.get("train", {})
-        or any(s.startswith(("train.steps=", "train.epochs=")) for s in sets)
-    )
-    base = json.loads(json.dumps(TUNE_DEFAULTS))
-    for section, values in data.items():
-        base[section] = {**base.get(section, {}), **values} if isinstance(values, dict) else values
-    base.update(archs=[sc.arch], seeds=[sc.seed], experiment=sc.study_name)
-    budget = [] if budget_given else [f"train.steps={DEFAULT_STEPS}", "train.epochs=none"]
-    cc = load_compare_config(None, [*budget, *sets], base=base)
+    sc = validate(StudyConfig, study, "study.")
+    identity = {"archs": [sc.arch], "seeds": [sc.seed], "experiment": sc.study_name}
+    cc = load_compare_config(None, sets, base=combine(TUNE_DEFAULTS, data, identity), overrides=overrides)
     space_for(sc.arch, space)  # validate the overrides now
     return sc, cc, space
 
@@ -146,47 +142,38 @@ def _pruner(sc: StudyConfig, cc: CompareConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-class Pruned(optuna.TrialPruned):
-    """A pruned trial; its MLflow run ends KILLED (it did not finish) and keeps its partial curve."""
-
-    run_status = "KILLED"
-
-
 def objective(
     trial: optuna.Trial, sc: StudyConfig, base: dict, space: tuple[Param, ...], parent: str, tracker: Tracker
 ) -> float:
-    """Suggest, train one run with the library, report the FID curve for pruning, return the metric."""
-    from bench.experiment import train
+    """Suggest, train one run with the library (reporting its FID curve to the pruner), return the metric.
 
+    The run's outcome decides the trial's: PRUNED raises ``optuna.TrialPruned``, FAILED raises with the
+    reason (recorded in the trial's ``failure`` attribute), here at the objective's own boundary."""
     values = {p.name: p.suggest(trial) for p in space}
-    cfg = load_compare_config(None, to_sets(sc.arch, space, values), base=base).run(sc.arch, sc.seed)
+    cfg = load_compare_config(base=base, overrides=to_config(sc.arch, space, values)).run(sc.arch, sc.seed)
 
-    def report(step: int, metrics: dict[str, float]) -> None:
+    def prune(step: int, metrics: dict[str, float]) -> bool:
         with signals.deferred():  # a signal never cuts a storage write in half (bench.signals)
             trial.report(metrics[keys.TRAIN_FID], step)
-            prune = trial.should_prune()
-        if prune:
-            raise Pruned(f"pruned at generator step {step}")
+            return trial.should_prune()
 
     tags = {"mlflow.parentRunId": parent, "ganbench.study": sc.study_name, "ganbench.trial": trial.number}
     try:
-        result = train(cfg, tracker, tags=tags, run_name=f"trial-{trial.number}", on_eval=report)
-    except Exception as e:
-        if not isinstance(e, optuna.TrialPruned):
-            with signals.deferred():
-                trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        _tag_trial_run(trial, tracker, sc.study_name)
-    return result.metrics[keys.eval_key(cfg.eval.extractor, sc.metric)]
-
-
-def _tag_trial_run(trial: optuna.Trial, tracker: Tracker, experiment: str) -> None:
-    """Store the id of the trial's MLflow run in the trial's user attributes."""
-    runs = tracker.find_runs(experiment, "ganbench.trial", str(trial.number))
-    if runs:
+        result = train(cfg, tracker, tags=tags, run_name=f"trial-{trial.number}", prune=prune)
+    except Exception as e:  # bad input for this trial's values: no run was made
         with signals.deferred():
-            trial.set_user_attr("mlflow_run_id", runs[0][0])
+            trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
+        raise
+    with signals.deferred():
+        if result.run_id is not None:
+            trial.set_user_attr("mlflow_run_id", result.run_id)
+        if result.status == FAILED:
+            trial.set_user_attr("failure", result.error)
+    if result.status == PRUNED:
+        raise optuna.TrialPruned(result.error)
+    if result.status == FAILED:
+        raise RuntimeError(result.error)
+    return result.metrics[keys.eval_key(cfg.eval.extractor, sc.metric)]
 
 
 def _state_callback(tracker: Tracker):
@@ -215,7 +202,7 @@ def _worker(payload: dict[str, Any], n_trials: int, worker: int) -> None:
         study_name=sc.study_name,
         storage=storage,
         sampler=_sampler(sc, worker),
-        pruner=_pruner(sc, from_dict(CompareConfig, base)),
+        pruner=_pruner(sc, load_compare_config(base=base)),
     )
     tracker = Tracker(base["workdir"])  # one MLflow client for all of this worker's trials
     study.optimize(
@@ -235,8 +222,8 @@ def _shares(n: int, workers: int) -> list[int]:
 def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.Study, dict | None]:
     """Create or resume the study and run it to ``sc.trials`` finished trials with ``sc.workers`` processes.
 
-    Returns the study and this invocation's throughput record (see :func:`_record_throughput`), or None when
-    the study had no trials left to run.
+    Returns the study and this invocation's throughput record (see
+    :func:`studies.throughput.record_throughput`), or None when the study had no trials left to run.
 
     With several workers each process gets ``cpu_count // workers`` torch threads (measured on 2 cores:
     two 2-thread workers were 4.5x slower than one). Trials of an earlier, killed process still RUNNING in a
@@ -258,10 +245,10 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
     if not isinstance(storage, optuna.storages.RDBStorage):
         stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         for t in stale:
-            reason = f"{STALE}: its worker stopped before it finished"
-            study._storage.set_trial_user_attr(t._trial_id, "failure", reason)  # before: finished trials are frozen
-            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        for t in stale:  # their MLflow runs end KILLED too
+            with signals.deferred():
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+                study.set_user_attr(f"{STALE}{t.number}", "stale: its worker stopped before it finished")
+        for t in stale:  # their MLflow runs (found by tag: the worker died before recording the id) end KILLED
             for run_id, status in tracker.find_runs(sc.study_name, "ganbench.trial", str(t.number)):
                 if status == "RUNNING":
                     tracker.attach(run_id).end("KILLED", "stale: its worker was killed")
@@ -309,7 +296,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
         tp = None
         if shares:
             wall_s = time.perf_counter() - t0
-            tp = _record_throughput(study, len(shares), threads, _n_finished(study) - done, wall_s, cc)
+            tp = record_throughput(study, len(shares), threads, _n_finished(study) - done, wall_s, cc)
             metrics |= {"study/trials_per_hour": tp["trials_per_hour"], "study/wall_s": tp["wall_s"]}
         parent.log_metrics(metrics, step=done)
     return study, tp
@@ -317,45 +304,17 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
 
 def _n_finished(study: optuna.Study) -> int:
     """Finished trials (complete, pruned, failed), without those of a worker that died."""
+    stale = failures(study)
     return sum(
-        not str(t.user_attrs.get("failure", "")).startswith(STALE)
-        for t in study.get_trials(deepcopy=False, states=FINISHED)
+        not stale.get(t.number, "").startswith("stale") for t in study.get_trials(deepcopy=False, states=FINISHED)
     )
 
 
-THROUGHPUT = "throughput/"  # study user attribute prefix: one JSON record per ganbench tune invocation
-
-
-def _record_throughput(
-    study: optuna.Study, workers: int, threads: int | None, trials: int, wall_s: float, cc: CompareConfig
-) -> dict:
-    """Store this invocation's throughput in the study (user attribute ``throughput/<start time>-<pid>``).
-
-    ``trials_per_hour`` = trials finished by this invocation / its wall-clock hours (launch, every worker's
-    trials, evaluation; start-up of the CLI excluded). One key per invocation, so hosts sharing a study do
-    not overwrite each other.
-    """
-    import torch
-
-    from bench.harness import resolve_device
-    from bench.timing import device_name
-
-    threads = threads or torch.get_num_threads()
-    record = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - wall_s)),
-        "host": platform.node(),
-        "device": device_name(resolve_device(cc.train.device), threads),
-        "workers": workers,
-        "threads_per_worker": threads,
-        "trials": trials,
-        "wall_s": round(wall_s, 2),
-        "trials_per_hour": round(trials / wall_s * 3600, 2) if wall_s > 0 else 0.0,
+def failures(study: optuna.Study) -> dict[int, str]:
+    """``{trial number: why it failed or was pruned}``: the trial's ``failure`` attribute, or why it was
+    failed as stale (its worker died; recorded in the study's user attributes)."""
+    out = {
+        t.number: str(t.user_attrs["failure"]) for t in study.get_trials(deepcopy=False) if "failure" in t.user_attrs
     }
-    with signals.deferred():
-        study.set_user_attr(f"{THROUGHPUT}{record['started']}-{os.getpid()}", record)
-    return record
-
-
-def throughput(study: optuna.Study) -> list[dict]:
-    """The throughput records of every ``ganbench tune`` invocation of the study, oldest first."""
-    return [v for k, v in sorted(study.user_attrs.items()) if k.startswith(THROUGHPUT)]
+    out |= {int(k[len(STALE) :]): str(v) for k, v in study.user_attrs.items() if k.startswith(STALE)}
+    return out

@@ -95,13 +95,15 @@ def space_for(arch: str, overrides: dict[str, dict[str, Any]] | None = None) -> 
     return tuple(params.values())
 
 
-def to_sets(arch: str, space: tuple[Param, ...], values: dict[str, Any]) -> list[str]:
-    """``{"lr": 1e-4, ...}`` -> ``["model.dcgan.lr_g=0.0001", "model.dcgan.lr_d=0.0001", ...]``."""
-    import json
-
-    out = []
+def to_config(arch: str, space: tuple[Param, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """``{"lr": 1e-4, ...}`` -> ``{"model": {"dcgan": {"lr_g": 1e-4, "lr_d": 1e-4}}, ...}``: the config
+    layer of a trial (``bench.config.load_compare_config(overrides=...)``)."""
+    out: dict[str, Any] = {}
     for p in space:
         for target in p.targets:
-            key = target if "." in target else f"model.{arch}.{target}"
-            out.append(f"{key}={json.dumps(values[p.name])}")
+            path = target.split(".") if "." in target else ["model", arch, target]
+            node = out
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = values[p.name]
     return out

@@ -13,18 +13,22 @@ from collections.abc import Iterator
 
 import torch
 
-from bench.config import DataConfig, EvalConfig
+from bench.config import DataConfig, EvalConfig, ExtractorOptions
 from bench.data import load
 from bench.errors import UserError
-from bench.metrics.evaluate import INCEPTION, fidelity
+from bench.metrics.evaluate import fidelity
 from bench.metrics.extractors import EXTRACTORS
 from bench.timing import device_name
 
 
 def run_metrics_benchmark(
-    n_samples: int, workdir: str, inception_weights: str | None = None, data_root: str | None = None
+    n_samples: int, workdir: str, weights: dict[str, str] | None = None, data_root: str | None = None
 ) -> Iterator[str]:
-    """Yield lines of a table: extractor, samples, cold and warm seconds, samples/s (warm)."""
+    """Yield lines of a table: extractor, samples, cold and warm seconds, samples/s (warm).
+
+    ``weights``: {extractor: local weights file}; a heavy extractor (Inception) is timed only on a GPU or
+    when its weights are given."""
+    weights = weights or {}
     if n_samples < 1000:
         raise UserError(f"--n-samples {n_samples} must be >= 1000 (KID uses subsets of 1000)")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -37,20 +41,22 @@ def run_metrics_benchmark(
     yield f"{'extractor':22s} {'samples':>8s} {'cold (s)':>9s} {'warm (s)':>9s} {'samples/s':>10s}"
     for name in EXTRACTORS.names():
         spec = EXTRACTORS.get(name)
-        if name == INCEPTION and device.type != "cuda" and inception_weights is None:
-            yield f"{name:22s} skipped: no GPU (pass --inception-weights to time it on this CPU)"
+        if not spec.reads(reference.spec.image_shape):
+            continue
+        if spec.heavy and device.type != "cuda" and name not in weights:
+            yield f"{name:22s} skipped: no GPU (pass its weights file to time it on this CPU)"
             continue
         try:
-            weights = spec.weights(inception_weights if name == INCEPTION else None, True)
+            path = spec.weights(weights.get(name), True)
         except UserError as e:
             yield f"{name:22s} unavailable: {e}"
             continue
-        cfg = EvalConfig(n_samples=n_samples, extractor=name)
+        cfg = EvalConfig(n_samples=n_samples, extractor=name, extractors={name: ExtractorOptions(weights=str(path))})
         with tempfile.TemporaryDirectory() as cache:
             t0 = time.perf_counter()
-            fidelity(samples, reference, cfg, cache, weights=weights)
+            fidelity(samples, reference, cfg, cache, device, weights=path)
             cold = time.perf_counter() - t0
             t0 = time.perf_counter()
-            fidelity(samples, reference, cfg, cache, weights=weights)
+            fidelity(samples, reference, cfg, cache, device, weights=path)
             warm = time.perf_counter() - t0
         yield f"{name:22s} {n_samples:8d} {cold:9.2f} {warm:9.2f} {n_samples / warm:10.0f}"

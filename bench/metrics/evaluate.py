@@ -26,14 +26,8 @@ from bench.config import EvalConfig
 from bench.data import ImageData, to_float, to_uint8
 from bench.errors import ConfigError
 from bench.metrics.discriminator import accuracy
-from bench.metrics.extractors import (
-    INCEPTION_SHA256_PREFIX,
-    WeightsUnavailable,
-    check_extractor,
-    sha256_of,
-)
+from bench.metrics.extractors import EXTRACTORS, WeightsUnavailable, check_extractor, sha256_of
 
-INCEPTION = "inception-v3-compat"
 ALL_METRICS = ("fid", "isc", "kid", "prc")
 _NAMES = {
     torch_fidelity.KEY_METRIC_FID: keys.FID,
@@ -48,9 +42,11 @@ _NAMES = {
 
 @dataclass(frozen=True)
 class Protocol:
-    """How one extractor's numbers were computed; stored as MLflow tags and printed in reports."""
+    """How one extractor's numbers were computed; stored as MLflow tags (``protocol.<extractor>.<field>`` and
+    the line in ``ganbench.protocol.<extractor>``) and printed in reports."""
 
     extractor: str
+    label: str  # the extractor's short name for table headers
     extractor_sha256: str
     n_samples: int
     reference: str  # "<dataset>/<split>"
@@ -58,9 +54,7 @@ class Protocol:
     seed: int
 
     def line(self) -> str:
-        note = ""
-        if self.extractor == INCEPTION and not self.extractor_sha256.startswith(INCEPTION_SHA256_PREFIX):
-            note = ", NOT the standard FID weights"
+        note = EXTRACTORS.get(self.extractor).weights_note(self.extractor_sha256)
         return (
             f"{self.extractor} (sha256 {self.extractor_sha256[:12]}{note}): {self.n_samples} generated samples "
             f"vs {self.n_reference} {self.reference} images; z from the run's seed"
@@ -73,36 +67,55 @@ class Protocol:
         return out
 
 
-def plan_extractors(cfg: EvalConfig, image_shape: tuple[int, int, int], device: torch.device):
-    """Which extractors the end-of-run evaluation uses.
+@dataclass(frozen=True)
+class ExtractorPlan:
+    """Which extractors the end-of-run evaluation uses: ``use`` ({name: weights path}, the primary first) and
+    ``skipped`` ({name: why not}) for the other registered extractors that could read the images."""
 
-    Returns ``({name: weights path}, {name: why it is not used})``; the primary ``cfg.extractor`` always
-    comes first. Raises WeightsUnavailable when the primary extractor, or Inception with
-    ``eval.inception = "on"``, has no weights; ConfigError when an extractor cannot read the images.
+    use: dict[str, Path]
+    skipped: dict[str, str]
+
+    def tags(self) -> dict[str, str]:
+        """Run tags: why each skipped extractor was not computed, and every extractor's label."""
+        out = {keys.TAG_UNAVAILABLE + n: why for n, why in self.skipped.items()}
+        return out | {f"protocol.{n}.label": EXTRACTORS.get(n).label for n in [*self.use, *self.skipped]}
+
+
+def plan_extractors(cfg: EvalConfig, image_shape: tuple[int, int, int], device: torch.device) -> ExtractorPlan:
+    """Plan the end-of-run evaluation: the primary ``cfg.extractor`` always, then every other registered
+    extractor that reads ``image_shape``, as its ``eval.extractors.<name>.use`` says (``auto``: a heavy one only
+    on a GPU, see ``ExtractorSpec.heavy``).
+
+    Raises UnknownNameError for an unknown name in ``cfg.extractors``; WeightsUnavailable when the primary, or
+    an extractor with ``use = "on"``, has no weights; ConfigError when the primary cannot read the images.
     """
-    use: dict[str, Path] = {}
-    skipped: dict[str, str] = {}
+    for name in cfg.extractors:
+        EXTRACTORS.get(name)
     primary = check_extractor(cfg.extractor, image_shape)
-    use[cfg.extractor] = primary.weights(cfg.inception_weights if cfg.extractor == INCEPTION else None, True)
-    if cfg.extractor == INCEPTION:
-        return use, skipped
-    spec = check_extractor(INCEPTION, image_shape)
-    if cfg.inception == "off":
-        skipped[INCEPTION] = "off (eval.inception = off)"
-    elif cfg.inception == "on":
-        use[INCEPTION] = spec.weights(cfg.inception_weights, True)
-    elif device.type == "cuda":
-        try:
-            use[INCEPTION] = spec.weights(cfg.inception_weights, True)
-        except WeightsUnavailable as e:
-            skipped[INCEPTION] = f"unavailable: {e}"
-    else:
-        try:
-            spec.weights(cfg.inception_weights, False)
-            skipped[INCEPTION] = "skipped on CPU (eval.inception = auto computes it on a GPU; set it to on to force)"
-        except WeightsUnavailable as e:
-            skipped[INCEPTION] = f"unavailable offline: {e}"
-    return use, skipped
+    use = {cfg.extractor: primary.weights(cfg.options(cfg.extractor).weights, True)}
+    skipped: dict[str, str] = {}
+    for name in EXTRACTORS.names():
+        spec, opts = EXTRACTORS.get(name), cfg.options(name)
+        if name == cfg.extractor or not spec.reads(image_shape):
+            continue
+        if opts.use == "off":
+            skipped[name] = f"off (eval.extractors.{name}.use = off)"
+        elif opts.use == "on" or not spec.heavy or device.type == "cuda":
+            try:
+                use[name] = spec.weights(opts.weights, True)
+            except WeightsUnavailable as e:
+                if opts.use == "on":
+                    raise
+                skipped[name] = f"unavailable: {e}"
+        else:
+            try:
+                spec.weights(opts.weights, False)
+                skipped[name] = (
+                    f"skipped on CPU (use = auto computes it on a GPU; eval.extractors.{name}.use = on forces it)"
+                )
+            except WeightsUnavailable as e:
+                skipped[name] = f"unavailable offline: {e}"
+    return ExtractorPlan(use, skipped)
 
 
 class _Images(torch.utils.data.Dataset):
@@ -155,6 +168,7 @@ def fidelity(
     reference: ImageData,
     cfg: EvalConfig,
     workdir: str | Path,
+    device: torch.device,
     metrics: tuple[str, ...] = ALL_METRICS,
     seed: int = 0,
     extractor: str | None = None,
@@ -163,6 +177,7 @@ def fidelity(
     """Metrics of uint8 ``generated (N, C, H, W)`` against the reference images.
 
     Args:
+        device: where torch-fidelity runs the extractor (the run's device: CUDA on a GPU machine).
         metrics: any of ``fid``, ``isc``, ``kid``, ``prc`` (torch-fidelity's names).
         extractor: default ``cfg.extractor``; weights: default the extractor's own (located, maybe downloaded).
 
@@ -171,7 +186,7 @@ def fidelity(
     """
     name = extractor or cfg.extractor
     spec = check_extractor(name, tuple(generated.shape[1:]))
-    weights = weights or spec.weights(cfg.inception_weights if name == INCEPTION else None, True)
+    weights = weights or spec.weights(cfg.options(name).weights, True)
     sha = sha256_of(weights)
     ref = reference_images(reference, cfg)
     n_gen, n_ref = generated.shape[0], ref.shape[0]
@@ -190,7 +205,7 @@ def fidelity(
             input2_cache_name=cache_name,
             cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
             cache=True,
-            cuda=torch.cuda.is_available() and reference.images.is_cuda,
+            cuda=device.type == "cuda",
             batch_size=cfg.batch_size,
             feature_extractor=spec.fidelity_name,
             feature_extractor_weights_path=str(weights),
@@ -206,7 +221,7 @@ def fidelity(
             verbose=False,
         )
     result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
-    return result, Protocol(name, sha, n_gen, f"{reference.name}/{reference.split}", n_ref, seed)
+    return result, Protocol(name, spec.label, sha, n_gen, f"{reference.name}/{reference.split}", n_ref, seed)
 
 
 def fidelity_all(
@@ -215,13 +230,14 @@ def fidelity_all(
     cfg: EvalConfig,
     workdir: str | Path,
     seed: int,
+    device: torch.device,
     extractors: dict[str, Path],
 ) -> tuple[dict[str, float], list[Protocol]]:
     """:func:`fidelity` of uint8 ``images`` for every extractor in ``extractors`` ({name: weights})."""
     metrics: dict[str, float] = {}
     protocols = []
     for name, weights in extractors.items():
-        m, p = fidelity(images, reference, cfg, workdir, seed=seed, extractor=name, weights=weights)
+        m, p = fidelity(images, reference, cfg, workdir, device, seed=seed, extractor=name, weights=weights)
         metrics.update(m)
         protocols.append(p)
     return metrics, protocols
@@ -260,7 +276,7 @@ def evaluate(
     first ``min(n_samples, len(reference))`` reference images and as many of the same fresh fakes.
     """
     fakes = generate(gan.generator, cfg.n_samples, cfg.batch_size, seed, device)
-    metrics, protocols = fidelity_all(to_uint8(fakes), reference, cfg, workdir, seed, extractors)
+    metrics, protocols = fidelity_all(to_uint8(fakes), reference, cfg, workdir, seed, device, extractors)
     n = min(cfg.n_samples, reference.images.shape[0])
     s_real = discriminator_scores(gan.discriminator, to_float(reference.images[:n]), cfg.batch_size, device)
     s_fake = discriminator_scores(gan.discriminator, fakes[:n], cfg.batch_size, device)
@@ -269,7 +285,13 @@ def evaluate(
 
 
 def real_floor(
-    real: ImageData, reference: ImageData, cfg: EvalConfig, workdir: str | Path, seed: int, extractors: dict[str, Path]
+    real: ImageData,
+    reference: ImageData,
+    cfg: EvalConfig,
+    workdir: str | Path,
+    seed: int,
+    device: torch.device,
+    extractors: dict[str, Path],
 ) -> tuple[dict[str, float], list[Protocol]]:
     """The real-data floor: ``cfg.n_samples`` images of ``real`` (a seeded random subset, e.g. the training
     split) scored as if generated, with the same protocol: what a perfect generator would reach."""
@@ -277,7 +299,7 @@ def real_floor(
     if n > real.images.shape[0]:
         raise ConfigError(f"eval.n_samples = {n} exceeds the {real.images.shape[0]} images of {real.name}/{real.split}")
     idx = torch.randperm(real.images.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
-    return fidelity_all(real.images.cpu()[idx], reference, cfg, workdir, seed, extractors)
+    return fidelity_all(real.images.cpu()[idx], reference, cfg, workdir, seed, device, extractors)
 
 
 def training_metrics(
@@ -296,7 +318,7 @@ def training_metrics(
 
     def fn(gan: GAN) -> dict[str, float]:
         fakes = generate(gan.generator, cfg.during_training_samples, cfg.batch_size, seed, device)
-        m, _ = fidelity(to_uint8(fakes), reference, cfg, workdir, metrics=("fid",), seed=seed, weights=weights)
+        m, _ = fidelity(to_uint8(fakes), reference, cfg, workdir, device, metrics=("fid",), seed=seed, weights=weights)
         s_real = discriminator_scores(gan.discriminator, reals, cfg.batch_size, device)
         s_fake = discriminator_scores(gan.discriminator, fakes, cfg.batch_size, device)
         acc = accuracy(s_real.numpy(), s_fake.numpy(), LOSSES.get(gan.loss_name).threshold)

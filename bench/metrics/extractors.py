@@ -6,8 +6,14 @@
 - ``inception-v3-compat``: torch-fidelity's port of the TensorFlow FID Inception-v3, the features that
   papers report (FID/KID/PRC on the 2048-d pool features, IS on the logits). Greyscale images are repeated
   to 3 channels (uint8, already rounded); the resize to 299x299 is torch-fidelity's own. Weights:
-  ``eval.inception_weights`` / ``--inception-weights``, else torch hub's cache, else torch-fidelity's
-  download; offline without the file a :class:`WeightsUnavailable` error names the file and where to put it.
+  ``eval.extractors.inception-v3-compat.weights`` / ``--inception-weights``, else torch hub's cache, else
+  torch-fidelity's download; offline without the file a :class:`WeightsUnavailable` error names the file and
+  where to put it. It is *heavy*: ``use = "auto"`` computes it only on a GPU.
+
+Adding an extractor is one :class:`ExtractorSpec` registered in :data:`EXTRACTORS` (and, for a new network, a
+torch-fidelity ``FeatureExtractorBase``): its label, the shape it reads, where its weights are, whether it is
+heavy and the sha256 of its standard weights travel with it; evaluation, protocol lines and reports read them
+from there (reports from the runs' tags).
 """
 
 from __future__ import annotations
@@ -106,7 +112,9 @@ def _inception_weights(path: str | None, download: bool) -> Path:
     if path:
         p = Path(path).expanduser()
         if not p.is_file():
-            raise WeightsUnavailable(f"--inception-weights / eval.inception_weights = {path!r} is not a file")
+            raise WeightsUnavailable(
+                f"--inception-weights / eval.extractors.inception-v3-compat.weights = {path!r} is not a file"
+            )
         return p
     cached = inception_cache_path()
     if cached.is_file():
@@ -126,9 +134,12 @@ def _inception_weights(path: str | None, download: bool) -> Path:
 class ExtractorSpec:
     """A ganbench feature extractor.
 
-    fidelity_name: its name in torch-fidelity's registry; label: short name for table headers;
-    image_shape: the exact ``(C, H, W)`` it reads, or None for any size (channels: 1 or 3);
-    weights(path, download) -> Path: locate the weights (raises WeightsUnavailable).
+    fidelity_name: its name in torch-fidelity's registry; label: short name for table headers (recorded in
+    every run's protocol tags); image_shape: the exact ``(C, H, W)`` it reads, or None for any size
+    (channels: 1 or 3); weights(path, download) -> Path: locate the weights, ``path`` being the user's
+    ``eval.extractors.<name>.weights`` (raises WeightsUnavailable); heavy: ``use = "auto"`` computes it only
+    on a GPU; standard_sha256: prefix of the sha256 of the standard weights (other weights are flagged in the
+    protocol line), or None when any weights are as good.
     """
 
     fidelity_name: str
@@ -136,6 +147,19 @@ class ExtractorSpec:
     image_shape: tuple[int, int, int] | None
     weights: Callable[[str | None, bool], Path]
     summary: str = ""
+    heavy: bool = False
+    standard_sha256: str | None = None
+
+    def reads(self, image_shape: tuple[int, int, int]) -> bool:
+        """Whether it can read images of ``image_shape`` ``(C, H, W)``."""
+        shape = tuple(image_shape)
+        return (self.image_shape is None or shape == self.image_shape) and shape[0] in (1, 3)
+
+    def weights_note(self, sha256: str) -> str:
+        """``", NOT the standard weights"`` when ``sha256`` is not the standard file's, else ``""``."""
+        if self.standard_sha256 and not sha256.startswith(self.standard_sha256):
+            return ", NOT the standard FID weights"
+        return ""
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 ``(N, C, H, W)`` as the extractor reads it (greyscale repeated to RGB where needed)."""
@@ -163,6 +187,8 @@ EXTRACTORS.register(
         None,
         _inception_weights,
         "torch-fidelity's TF-compatible Inception-v3 (the FID of papers); weights downloaded or --inception-weights",
+        heavy=True,
+        standard_sha256=INCEPTION_SHA256_PREFIX,
     ),
 )
 if "ganbench-lenet-mnist" not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
@@ -172,9 +198,8 @@ if "ganbench-lenet-mnist" not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGI
 def check_extractor(name: str, image_shape: tuple[int, int, int]) -> ExtractorSpec:
     """The registered extractor ``name``; raises ConfigError if it cannot read images of ``image_shape``."""
     spec = EXTRACTORS.get(name)
-    shape = tuple(image_shape)
-    if (spec.image_shape is not None and shape != spec.image_shape) or shape[0] not in (1, 3):
+    if not spec.reads(image_shape):
         raise ConfigError(
-            f"eval.extractor = {name!r} reads images of shape {spec.image_shape}, the dataset has {shape}"
+            f"eval.extractor = {name!r} reads images of shape {spec.image_shape}, the dataset has {tuple(image_shape)}"
         )
     return spec

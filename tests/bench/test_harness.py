@@ -1,4 +1,5 @@
 import pickle
+import re
 
 import pytest
 import torch
@@ -9,8 +10,10 @@ from bench import checkpoint
 from bench.config import load_compare_config
 from bench.data import BatchSampler
 from bench.errors import CheckpointError, TrainingDiverged
-from bench.harness import Trainer, fit, seed_everything, total_steps
+from bench.harness import fit, seed_everything, total_steps
 from bench.hooks import Checkpointer, Hook, NaNGuard
+from bench.run import config_from_checkpoint, train
+from bench.trainer import Trainer
 
 CPU = torch.device("cpu")
 IMAGES = torch.randint(0, 256, (96, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
@@ -127,8 +130,12 @@ def test_resume_rejects_other_architecture(tmp_path):
     _fit(_cfg(tmp_path, "train.steps=1"), [Checkpointer(path, 0)])
     state = checkpoint.load(path)
     state["arch"] = "dcgan"
-    with pytest.raises(CheckpointError, match="architecture 'dcgan', not 'dummy'"):
-        _fit(_cfg(tmp_path, "train.steps=2"), resume=state)
+    checkpoint.save(path, {k: v for k, v in state.items() if k not in ("format", "version")})
+    message = f"checkpoint '{path}' is for architecture 'dcgan', not 'dummy'"
+    with pytest.raises(CheckpointError, match=re.escape(message)):  # ganbench train ARCH --resume
+        config_from_checkpoint(checkpoint.load(path), arch="dummy", source=path)
+    with pytest.raises(CheckpointError, match=re.escape(message)):  # the library call
+        train(_cfg(tmp_path, "train.steps=2"), resume=path)
 
 
 def test_periodic_checkpoint_cadence(tmp_path):

@@ -8,11 +8,13 @@ import torch
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from bench import keys
-from bench.config import DataConfig, EvalConfig
+from bench.config import DataConfig, EvalConfig, ExtractorOptions
 from bench.data import load
 from bench.metrics import extractors
-from bench.metrics.evaluate import INCEPTION, fidelity, plan_extractors
+from bench.metrics.evaluate import fidelity, plan_extractors
 from bench.metrics.extractors import INCEPTION_FILE, WeightsUnavailable
+
+INCEPTION = "inception-v3-compat"
 
 CPU = torch.device("cpu")
 
@@ -46,12 +48,16 @@ def offline(tmp_path, monkeypatch):
 def test_inception_end_to_end_with_local_weights(random_inception, mnist_root, tmp_path):
     test = load(DataConfig(), "test", tmp_path)
     cfg = EvalConfig(
-        n_samples=24, n_reference=24, kid_subset_size=12, batch_size=12, inception_weights=random_inception
+        n_samples=24,
+        n_reference=24,
+        kid_subset_size=12,
+        batch_size=12,
+        extractors={INCEPTION: ExtractorOptions(weights=random_inception)},
     )
-    use, skipped = plan_extractors(cfg, (1, 28, 28), CPU)
-    assert list(use) == ["lenet-mnist"] and "skipped on CPU" in skipped[INCEPTION]  # auto on CPU
+    plan = plan_extractors(cfg, (1, 28, 28), CPU)
+    assert list(plan.use) == ["lenet-mnist"] and "skipped on CPU" in plan.skipped[INCEPTION]  # auto on CPU
     generated = load(DataConfig(), "train", tmp_path).images[:24]
-    metrics, protocol = fidelity(generated, test, cfg, tmp_path, extractor=INCEPTION)  # MNIST is 1-channel
+    metrics, protocol = fidelity(generated, test, cfg, tmp_path, CPU, extractor=INCEPTION)  # MNIST is 1-channel
     for m in (keys.FID, keys.IS_MEAN, keys.KID_MEAN, keys.PRECISION, keys.RECALL):
         assert torch.isfinite(torch.tensor(metrics[keys.eval_key(INCEPTION, m)])), m
     assert metrics[keys.eval_key(INCEPTION, keys.FID)] > 0
@@ -60,31 +66,33 @@ def test_inception_end_to_end_with_local_weights(random_inception, mnist_root, t
 
 
 def test_inception_on_uses_local_weights(random_inception, tmp_path):
-    cfg = EvalConfig(inception="on", inception_weights=random_inception)
-    use, skipped = plan_extractors(cfg, (1, 28, 28), CPU)
-    assert list(use) == ["lenet-mnist", INCEPTION] and not skipped
-    assert str(use[INCEPTION]) == random_inception
+    cfg = EvalConfig(extractors={INCEPTION: ExtractorOptions("on", random_inception)})
+    plan = plan_extractors(cfg, (1, 28, 28), CPU)
+    assert list(plan.use) == ["lenet-mnist", INCEPTION] and not plan.skipped
+    assert str(plan.use[INCEPTION]) == random_inception
 
 
 def test_missing_weights_offline_names_the_file_and_place(offline):
     with pytest.raises(WeightsUnavailable) as e:
-        plan_extractors(EvalConfig(inception="on"), (1, 28, 28), CPU)
+        plan_extractors(EvalConfig(extractors={INCEPTION: ExtractorOptions("on")}), (1, 28, 28), CPU)
     msg = str(e.value)
     assert INCEPTION_FILE in msg and str(offline) in msg and "--inception-weights" in msg
-    use, skipped = plan_extractors(EvalConfig(), (1, 28, 28), CPU)  # auto: recorded, not fatal
-    assert INCEPTION not in use and skipped[INCEPTION].startswith("unavailable offline: Inception weights not found")
+    plan = plan_extractors(EvalConfig(), (1, 28, 28), CPU)  # auto: recorded, not fatal
+    assert INCEPTION not in plan.use and plan.skipped[INCEPTION].startswith(
+        "unavailable offline: Inception weights not found"
+    )
     with pytest.raises(WeightsUnavailable, match="is not a file"):
-        plan_extractors(EvalConfig(inception="on", inception_weights="/nope.pth"), (1, 28, 28), CPU)
+        plan_extractors(EvalConfig(extractors={INCEPTION: ExtractorOptions("on", "/nope.pth")}), (1, 28, 28), CPU)
 
 
 def test_cached_weights_are_found(offline):
     offline.mkdir(parents=True)
     (offline / INCEPTION_FILE).write_bytes(b"x")
     assert extractors._inception_weights(None, False) == offline / INCEPTION_FILE
-    _, skipped = plan_extractors(EvalConfig(), (1, 28, 28), CPU)
-    assert skipped[INCEPTION].startswith("skipped on CPU")
-    _, skipped = plan_extractors(EvalConfig(inception="off"), (1, 28, 28), CPU)
-    assert skipped[INCEPTION].startswith("off")
+    plan = plan_extractors(EvalConfig(), (1, 28, 28), CPU)
+    assert plan.skipped[INCEPTION].startswith("skipped on CPU")
+    plan = plan_extractors(EvalConfig(extractors={INCEPTION: ExtractorOptions("off")}), (1, 28, 28), CPU)
+    assert plan.skipped[INCEPTION].startswith("off")
 
 
 def test_cli_reports_missing_weights_as_one_line(offline, workdir):

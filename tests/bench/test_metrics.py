@@ -14,6 +14,8 @@ from bench.metrics.extractors import LENET_SHA256, LENET_WEIGHTS, FeatureExtract
 from bench.metrics.lenet import LeNet
 from bench.metrics.train_lenet import accuracy as classifier_accuracy
 
+CPU = torch.device("cpu")
+
 FID = keys.eval_key("lenet-mnist", keys.FID)
 IS = keys.eval_key("lenet-mnist", keys.IS_MEAN)
 
@@ -31,7 +33,7 @@ def _stats(f):
 @pytest.fixture(scope="module")
 def mnist(mnist_root, tmp_path_factory):
     wd = tmp_path_factory.mktemp("ws")
-    return wd, load(DataConfig(), "train", wd), load(DataConfig(), "test", wd)
+    return wd, load(DataConfig(), "train", wd, CPU), load(DataConfig(), "test", wd, CPU)
 
 
 def test_shipped_weights_are_pinned():
@@ -65,7 +67,7 @@ def test_fid_pipeline_matches_reference_on_extracted_features(mnist):
     """Our wiring (uint8 input, penultimate layer, whole reference split) gives the textbook number."""
     wd, train, test = mnist
     cfg = EvalConfig(n_samples=2000, kid_subset_size=500)
-    metrics, protocol = fidelity(train.images[:2000], test, cfg, wd)
+    metrics, protocol = fidelity(train.images[:2000], test, cfg, wd, CPU)
     ext = FeatureExtractorLeNetMNIST("x", ["penultimate"])
     with torch.no_grad():
         fa = ext(train.images[:2000])[0].double().numpy()
@@ -77,7 +79,7 @@ def test_fid_pipeline_matches_reference_on_extracted_features(mnist):
 
 def test_fid_of_a_set_with_itself_is_zero(mnist):
     wd, _, test = mnist
-    m, _ = fidelity(test.images, test, EvalConfig(batch_size=1000), wd)
+    m, _ = fidelity(test.images, test, EvalConfig(batch_size=1000), wd, CPU)
     assert abs(m[FID]) < 1e-6
     assert m[IS] >= 9.8  # the real test set: near the 10 of a perfect, confident classifier
 
@@ -85,8 +87,8 @@ def test_fid_of_a_set_with_itself_is_zero(mnist):
 def test_metrics_do_not_depend_on_batch_size(mnist):
     wd, train, test = mnist
     images = train.images[:1000]
-    m1, _ = fidelity(images, test, EvalConfig(batch_size=100, n_samples=1000, kid_subset_size=500), wd)
-    m2, _ = fidelity(images, test, EvalConfig(batch_size=1000, n_samples=1000, kid_subset_size=500), wd)
+    m1, _ = fidelity(images, test, EvalConfig(batch_size=100, n_samples=1000, kid_subset_size=500), wd, CPU)
+    m2, _ = fidelity(images, test, EvalConfig(batch_size=1000, n_samples=1000, kid_subset_size=500), wd, CPU)
     assert m1.keys() == m2.keys()
     for k in m1:
         assert m1[k] == pytest.approx(m2[k], rel=1e-5), k
@@ -95,8 +97,8 @@ def test_metrics_do_not_depend_on_batch_size(mnist):
 def test_real_data_beats_noise(mnist):
     wd, train, test = mnist
     cfg = EvalConfig(n_samples=1000, kid_subset_size=500)
-    real, _ = fidelity(train.images[:1000], test, cfg, wd)
-    noise, _ = fidelity(torch.randint(0, 256, (1000, 1, 28, 28), dtype=torch.uint8), test, cfg, wd)
+    real, _ = fidelity(train.images[:1000], test, cfg, wd, CPU)
+    noise, _ = fidelity(torch.randint(0, 256, (1000, 1, 28, 28), dtype=torch.uint8), test, cfg, wd, CPU)
     assert real[FID] * 50 < noise[FID]
     assert real[IS] > 9 and noise[IS] < 2
     assert real[keys.eval_key("lenet-mnist", keys.KID_MEAN)] < noise[keys.eval_key("lenet-mnist", keys.KID_MEAN)]
@@ -106,12 +108,12 @@ def test_reference_statistics_are_cached_by_key(mnist, tmp_path):
     _, train, test = mnist
     cache = tmp_path / "cache" / "torch-fidelity"
     cfg = EvalConfig(n_samples=200, kid_subset_size=100, n_reference=1000)
-    m1, _ = fidelity(train.images[:200], test, cfg, tmp_path)
+    m1, _ = fidelity(train.images[:200], test, cfg, tmp_path, CPU)
     files = {p.name for p in cache.rglob("*") if p.is_file()}
     assert files and all(f"mnist-test-lenet-mnist-{LENET_SHA256[:16]}-n1000" in n for n in files)
     # a different reference size: a new key, statistics recomputed (a different number)
     m2, _ = fidelity(
-        train.images[:200], test, EvalConfig(n_samples=200, kid_subset_size=100, n_reference=2000), tmp_path
+        train.images[:200], test, EvalConfig(n_samples=200, kid_subset_size=100, n_reference=2000), tmp_path, CPU
     )
     assert any("-n2000" in p.name for p in cache.rglob("*"))
     assert m2[FID] != m1[FID]
@@ -120,12 +122,12 @@ def test_reference_statistics_are_cached_by_key(mnist, tmp_path):
     state["fc1.weight"] = state["fc1.weight"] * 1.5
     other = tmp_path / "other-lenet.pt"
     torch.save(state, other)
-    m3, p3 = fidelity(train.images[:200], test, cfg, tmp_path, weights=other)
+    m3, p3 = fidelity(train.images[:200], test, cfg, tmp_path, CPU, weights=other)
     assert p3.extractor_sha256 != LENET_SHA256
     assert any(p3.extractor_sha256[:16] in p.name for p in cache.rglob("*"))
     assert m3[FID] != pytest.approx(m1[FID], rel=1e-3)
     # the same key again: read from the cache, same number
-    m4, _ = fidelity(train.images[:200], test, cfg, tmp_path)
+    m4, _ = fidelity(train.images[:200], test, cfg, tmp_path, CPU)
     assert m4[FID] == pytest.approx(m1[FID], rel=1e-9)
 
 
@@ -134,7 +136,7 @@ def test_kid_subset_larger_than_samples_is_a_clear_error(mnist, tmp_path):
 
     _, train, test = mnist
     with pytest.raises(ConfigError, match="eval.kid_subset_size = 1000 exceeds the sample counts"):
-        fidelity(train.images[:300], test, EvalConfig(), tmp_path)
+        fidelity(train.images[:300], test, EvalConfig(), tmp_path, CPU)
 
 
 def test_extractor_rejects_wrong_input():
@@ -173,3 +175,24 @@ def test_accuracy_at_threshold():
     assert out[keys.D_ACC_REAL] == pytest.approx(3 / 4)
     assert out[keys.D_ACC_FAKE] == pytest.approx(2 / 3)  # a score equal to the threshold counts as fake
     assert out[keys.D_ACC] == pytest.approx(5 / 7)
+
+
+@pytest.mark.parametrize("device, cuda", [("cpu", False), ("cuda", True)])
+def test_metrics_run_on_the_device_they_are_given(device, cuda, mnist_root, tmp_path, monkeypatch):
+    """torch-fidelity is told the run's device, not where the reference happens to be held (on a GPU machine
+    the reference is on the CPU: the old ``cuda = reference.images.is_cuda`` computed every metric there)."""
+    import torch_fidelity
+
+    seen = {}
+
+    def fake_calculate_metrics(**kwargs):
+        seen.update(kwargs)
+        return {torch_fidelity.KEY_METRIC_FID: 1.0}
+
+    monkeypatch.setattr(torch_fidelity, "calculate_metrics", fake_calculate_metrics)
+    test = load(DataConfig(), "test", tmp_path)
+    assert not test.images.is_cuda
+    m, _ = fidelity(
+        test.images[:100], test, EvalConfig(n_samples=100, kid_subset_size=50), tmp_path, torch.device(device)
+    )
+    assert seen["cuda"] is cuda and m[keys.eval_key("lenet-mnist", keys.FID)] == 1.0

@@ -6,14 +6,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from architectures import build_gan
+from architectures import GAN, build_gan
 from bench.cli import app
 from bench.config import load_compare_config
 from bench.data import BatchSampler
 from bench.errors import TrainingDiverged
-from bench.harness import StepOutput, fit, seed_everything
+from bench.harness import fit, seed_everything
 from bench.hooks import NaNGuard
 from bench.tracking import Tracker
+from bench.trainer import StepOutput, Trainer
 
 CPU = torch.device("cpu")
 IMAGES = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
@@ -149,21 +150,22 @@ def test_bad_precision_is_a_config_error():
         load_compare_config(None, ["train.precision=fp16"])
 
 
-def test_nan_guard_on_a_gpu_reads_back_only_every_n_steps():
-    """On CUDA the guard keeps the first bad step on the device and raises at the next read-back."""
-    nets = SimpleNamespace(generator=torch.nn.Linear(2, 2), discriminator=torch.nn.Linear(2, 1))
-    trainer = SimpleNamespace(
-        device=SimpleNamespace(type="cuda"), before_save=[], gan=nets, step=4, last_checkpoint=None
-    )
+def test_nan_guard_on_a_gpu_reads_back_only_every_n_steps(tmp_path):
+    """On CUDA the trainer keeps the first bad step on the device; the guard raises at the next read-back, and
+    a checkpoint write refuses the diverged state whatever the order of the hooks."""
+    nets = GAN(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1), "bce", None)
+    trainer = Trainer(None, nets, None, SimpleNamespace(type="cuda"), None, None, 4, None, step=4)
     guard = NaNGuard(every=4)
-    guard.on_fit_start(trainer)
     finite, nan = torch.tensor(1.0), torch.tensor(float("nan"))
     for step, d in ((1, finite), (2, nan), (3, finite)):
-        guard.on_step_end(trainer, StepOutput(step, d, finite, {}))  # no exception yet: not read back
+        out = StepOutput(step, d, finite, {})
+        trainer.record(out)
+        guard.on_step_end(trainer, out)  # no exception yet: not read back
     with pytest.raises(TrainingDiverged, match=r"generator step 2: train/d_loss = nan \(no checkpoint was written\)"):
         guard.on_step_end(trainer, StepOutput(4, finite, finite, {}))
-    with pytest.raises(TrainingDiverged):  # a checkpoint save runs the check first
-        trainer.before_save[0](trainer)
+    with pytest.raises(TrainingDiverged):  # a checkpoint write checks first, without any hook's help
+        trainer.save_checkpoint(tmp_path / "c.pt")
+    assert not (tmp_path / "c.pt").exists()
 
 
 def test_speed_command_prints_rows_and_ratios(workdir, mnist_root):

@@ -13,6 +13,9 @@ from reports import tables
 FID = keys.eval_key("lenet-mnist", keys.FID)
 
 
+LABELS = {"lenet-mnist": "LeNet", "inception-v3-compat": "Inception"}
+
+
 def _runs():
     rows = []
     t = 0
@@ -28,6 +31,7 @@ def _runs():
                     "start_time": t,
                     FID: fid,
                     keys.D_ACC_REAL: 0.5 + seed / 10,
+                    "labels": LABELS,  # as the runs record them (tags protocol.<extractor>.label)
                 }
             )
     rows.append(
@@ -39,6 +43,7 @@ def _runs():
             "start_time": 99,
             FID: 1.0,
             keys.D_ACC_REAL: 1.0,
+            "labels": LABELS,
         }
     )
     return pd.DataFrame(rows)

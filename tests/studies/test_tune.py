@@ -18,6 +18,7 @@ from bench.config import load_compare_config
 from bench.tracking import Tracker
 from studies import runner
 from studies.runner import StudyConfig, load_study, open_storage, run_study
+from studies.throughput import throughput
 from tests.reports.tools import missing
 
 pytestmark = pytest.mark.slow
@@ -94,7 +95,7 @@ def test_two_workers_on_the_journal_share_the_trials(workdir, mnist_root):
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert len({t.user_attrs["mlflow_run_id"] for t in study.trials}) == 4
     assert len(_children(workdir, "w2")) == 4
-    (tp,) = runner.throughput(study)  # trials/hour of this invocation, both workers together
+    (tp,) = throughput(study)  # trials/hour of this invocation, both workers together
     assert (tp["workers"], tp["trials"]) == (2, 4)
     assert tp["trials_per_hour"] == pytest.approx(4 / tp["wall_s"] * 3600, rel=0.01)
     assert f"throughput: 4 trials in {tp['wall_s'] / 60:.1f} min with 2 worker(s)" in r.output
@@ -200,10 +201,10 @@ def test_killed_study_resumes_to_its_trial_count(workdir, mnist_root):
     states = [t.state.name for t in study.trials]
     assert states.count("COMPLETE") == 3  # the budget counts finished trials, not the stale one
     stale = [t for t in study.trials if t.state.name == "FAIL"]
-    assert len(stale) == 1 and stale[0].user_attrs["failure"].startswith("stale")
+    assert len(stale) == 1 and runner.failures(study)[stale[0].number].startswith("stale")
     killed = [c for c in _children(workdir, "k") if c["tags"]["ganbench.trial"] == str(stale[0].number)]
     assert [c["status"] for c in killed] == ["KILLED"]  # no MLflow run left RUNNING
-    (tp,) = runner.throughput(study)  # kill -9 left no record; the resumption counts only its own trials
+    (tp,) = throughput(study)  # kill -9 left no record; the resumption counts only its own trials
     assert tp["trials"] == sum(t.state.name == "COMPLETE" and t.number > stale[0].number for t in study.trials)
     assert {c["status"] for c in Tracker(workdir).search_runs(["k"])} <= {"FINISHED", "KILLED"}
 

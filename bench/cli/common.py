@@ -1,0 +1,128 @@
+"""What every command shares: the typer apps, the option types, the error handling, options as a config layer.
+
+Errors from user input print one line (``error: ...``) and exit 2; ``--debug`` or ``GANBENCH_DEBUG=1`` shows
+the traceback. Ctrl-C exits 130, SIGTERM 143.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bench.config import merge, nested
+from bench.errors import UserError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Compare GAN architectures head-to-head: one harness, MLflow tracking, paper-ready reports.",
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file (see studies/*.toml).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override a config value: section.key=value (repeatable).")
+]
+WorkdirOpt = Annotated[
+    str | None, typer.Option(help="Workspace folder for runs, MLflow store, reports [ganbench-runs].")
+]
+DataRootOpt = Annotated[str | None, typer.Option(help="Folder holding MNIST/raw/*.gz [$GANBENCH_DATA].")]
+DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N [auto].")]
+EpochsOpt = Annotated[float | None, typer.Option(help="Budget: epochs of real data through D [2].")]
+StepsOpt = Annotated[int | None, typer.Option(help="Budget: generator steps (replaces --epochs).")]
+MinutesOpt = Annotated[float | None, typer.Option(help="Wall-clock cap per run, in minutes.")]
+ExperimentOpt = Annotated[str | None, typer.Option(help="MLflow experiment name [mnist-compare].")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+ExtractorOpt = Annotated[str | None, typer.Option(help="Primary feature extractor [lenet-mnist].")]
+PrecisionOpt = Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast) [fp32].")]
+CompileOpt = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile G and D.")]
+InceptionWeightsOpt = Annotated[
+    str | None, typer.Option(help="Local Inception-v3 FID weights (torch-fidelity's .pth) for inception-v3-compat.")
+]
+
+
+def errors(fn):
+    """Turn UserError into one line on stderr and exit 2 (``--debug`` re-raises it); Ctrl-C / SIGTERM into
+    exit 130 / 143."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            if os.environ.get("GANBENCH_DEBUG"):
+                raise
+            typer.echo(f"error: {_one_line(str(e))}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (bench.signals): the run ended KILLED
+            typer.echo(f"{e or 'interrupted'}; the run is marked KILLED (resume with --resume)", err=True)
+            raise typer.Exit(getattr(e, "exit_code", 130)) from None
+
+    return wrapper
+
+
+def _one_line(text: str) -> str:
+    """Escape line breaks and other non-printable characters a user's value may bring into a message."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def options_layer(
+    *,
+    archs: list[str] | None = None,
+    seeds: list[int] | None = None,
+    experiment: str | None = None,
+    workdir: str | None = None,
+    data_root: str | None = None,
+    device: str | None = None,
+    epochs: float | None = None,
+    steps: int | None = None,
+    minutes: float | None = None,
+    extractor: str | None = None,
+    inception_weights: str | None = None,
+    precision: str | None = None,
+    compile_: bool | None = None,
+    n_samples: int | None = None,
+    batch_size: int | None = None,
+) -> dict[str, Any]:
+    """Command-line options as a config layer: a nested dict of the options given (they win over ``--set``,
+    which wins over the file; ``--epochs`` / ``--steps`` each clear the other's default)."""
+    if epochs is not None and steps is not None:
+        raise UserError("give either --epochs or --steps, not both")
+    given = {
+        ("archs",): archs or None,
+        ("seeds",): seeds,
+        ("experiment",): experiment,
+        ("workdir",): workdir,
+        ("data", "root"): data_root,
+        ("train", "device"): device,
+        ("train", "epochs"): epochs,
+        ("train", "steps"): steps,
+        ("train", "minutes"): minutes,
+        ("train", "precision"): precision,
+        ("train", "compile"): compile_,
+        ("train", "batch_size"): batch_size,
+        ("eval", "extractor"): extractor,
+        ("eval", "extractors", "inception-v3-compat", "weights"): inception_weights,
+        ("eval", "n_samples"): n_samples,
+    }
+    out: dict[str, Any] = {}
+    for path, value in given.items():
+        if value is not None:
+            out = merge(out, nested(path, value))
+    return out
+
+
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of user errors.")] = False,
+) -> None:
+    """Compare GAN architectures head-to-head: one harness, MLflow tracking, paper-ready reports."""
+    if debug:
+        os.environ["GANBENCH_DEBUG"] = "1"

@@ -1,0 +1,201 @@
+"""``ganbench compare``, ``ganbench train`` and ``ganbench eval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bench.cli.common import (
+    CompileOpt,
+    ConfigOpt,
+    DataRootOpt,
+    DeviceOpt,
+    EpochsOpt,
+    ExperimentOpt,
+    ExtractorOpt,
+    InceptionWeightsOpt,
+    MinutesOpt,
+    PrecisionOpt,
+    QuietOpt,
+    SetOpt,
+    StepsOpt,
+    WorkdirOpt,
+    app,
+    errors,
+    options_layer,
+)
+from bench.config import merge
+from bench.errors import UserError
+
+
+@app.command()
+@errors
+def compare(
+    archs: Annotated[list[str] | None, typer.Argument(help="Architectures [vanilla dcgan wgan-gp sngan].")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Number of seeds per architecture: 0..N-1 [1].")] = None,
+    epochs: EpochsOpt = None,
+    steps: StepsOpt = None,
+    minutes: MinutesOpt = None,
+    experiment: ExperimentOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    workdir: WorkdirOpt = None,
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = None,
+    extractor: ExtractorOpt = None,
+    inception_weights: InceptionWeightsOpt = None,
+    precision: PrecisionOpt = None,
+    compile_: CompileOpt = None,
+    report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip runs that FINISHED; continue interrupted ones from their checkpoint.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train each architecture x seed under the same budget, track every run in MLflow, write the report."""
+    from bench.compare import compare as run_compare
+    from bench.config import load_compare_config
+
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds {seeds} must be >= 1")
+    options = options_layer(
+        archs=archs,
+        seeds=list(range(seeds)) if seeds else None,
+        experiment=experiment,
+        workdir=workdir,
+        data_root=data_root,
+        device=device,
+        epochs=epochs,
+        steps=steps,
+        minutes=minutes,
+        extractor=extractor,
+        inception_weights=inception_weights,
+        precision=precision,
+        compile_=compile_,
+    )
+    cc = load_compare_config(config, set_ or [], overrides=options)
+
+    def on_run_end(r) -> None:
+        if r.status != "FINISHED":
+            typer.secho(f"{r.arch} seed {r.seed}: {r.status}: {r.error}", fg="red", err=True)
+
+    result = run_compare(cc, show_progress=not quiet, on_run_end=on_run_end, resume=resume)
+    if report:
+        from reports.build import build_report, console_table
+
+        out = build_report([cc.experiment], Path(cc.workdir) / "reports" / cc.experiment, cc.workdir)
+        typer.echo(console_table([cc.experiment], cc.workdir))
+        typer.echo(f"\nreport: {out}/report.md")
+    if result.failed:
+        typer.secho(
+            f"{len(result.failed)} of {len(result.runs)} runs failed (listed in the report)", fg="red", err=True
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+@errors
+def train(
+    arch: Annotated[str, typer.Argument(help="Architecture name (see `ganbench list`).")],
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    epochs: EpochsOpt = None,
+    steps: StepsOpt = None,
+    minutes: MinutesOpt = None,
+    experiment: ExperimentOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    workdir: WorkdirOpt = None,
+    data_root: DataRootOpt = None,
+    device: DeviceOpt = None,
+    extractor: ExtractorOpt = None,
+    inception_weights: InceptionWeightsOpt = None,
+    precision: PrecisionOpt = None,
+    compile_: CompileOpt = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue from this checkpoint (same config, same MLflow run).")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train and evaluate one architecture with one seed (one MLflow run)."""
+    from bench import checkpoint
+    from bench.config import load_compare_config
+    from bench.hooks import progress_bar
+    from bench.run import config_from_checkpoint
+    from bench.run import train as run_train
+
+    options = options_layer(
+        experiment=experiment,
+        workdir=workdir,
+        data_root=data_root,
+        device=device,
+        epochs=epochs,
+        steps=steps,
+        minutes=minutes,
+        extractor=extractor,
+        inception_weights=inception_weights,
+        precision=precision,
+        compile_=compile_,
+    )
+    if resume is None:
+        identity = {"archs": [arch], "seeds": [seed]}
+        cfg = load_compare_config(config, set_ or [], overrides=merge(options, identity)).run(arch, seed)
+    else:  # the checkpoint's config, then the command line on top
+        if config is not None:
+            raise UserError("--config cannot be combined with --resume: the checkpoint carries its config")
+        cfg = config_from_checkpoint(checkpoint.load(resume), set_ or [], options, arch=arch, source=resume)
+    if quiet:
+        result = run_train(cfg, resume=resume)
+    else:
+        with progress_bar() as progress:
+            result = run_train(cfg, progress=progress, resume=resume)
+    for k, v in sorted(result.metrics.items()):
+        typer.echo(f"{k:32s} {v:.6g}")
+    typer.echo(f"checkpoint: {result.checkpoint}\nMLflow run: {result.run_id}")
+    if result.status != "FINISHED":
+        typer.secho(f"{arch} seed {seed}: {result.status}: {result.error}", fg="red", err=True)
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+@errors
+def eval_(
+    source: Annotated[str | None, typer.Argument(help="An MLflow run id or a checkpoint file.")] = None,
+    real: Annotated[
+        bool, typer.Option("--real", help="Score the training split as samples: the real-data floor.")
+    ] = False,
+    experiment: ExperimentOpt = None,
+    n_samples: Annotated[int | None, typer.Option(help="Generated samples [10000].")] = None,
+    extractor: ExtractorOpt = None,
+    inception_weights: InceptionWeightsOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    workdir: Annotated[str, typer.Option(help="Workspace folder.")] = "ganbench-runs",
+    data_root: DataRootOpt = None,
+) -> None:
+    """Evaluate a run or checkpoint (logged back to its run), or with --real the real-data floor."""
+    from bench.config import load_compare_config
+    from bench.run import evaluate_checkpoint, floor
+
+    if real == (source is not None):
+        raise UserError("give either a RUN_ID/CHECKPOINT or --real")
+    options = options_layer(
+        experiment=experiment,
+        data_root=data_root,
+        extractor=extractor,
+        inception_weights=inception_weights,
+        n_samples=n_samples,
+    )
+    if real:
+        result = floor(load_compare_config(config, set_ or [], overrides=merge(options, {"workdir": workdir})))
+        metrics, run_id = result.metrics, result.run_id
+    else:
+        if config is not None:
+            raise UserError("--config applies to --real; a checkpoint carries its own config (use --set eval.*)")
+        metrics, protocols, run_id = evaluate_checkpoint(source, set_ or [], workdir, options)
+        for p in protocols:
+            typer.echo(f"protocol: {p.line()}")
+    for k, v in sorted(metrics.items()):
+        typer.echo(f"{k:32s} {v:.6g}")
+    typer.echo(f"logged to MLflow run {run_id}" if run_id else "not logged (the checkpoint's run is not in this store)")

@@ -1,0 +1,255 @@
+"""The config classes: frozen pydantic dataclasses, one per section (see ``bench.config``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import field
+from typing import Any
+
+from pydantic import ConfigDict, StrictBool, StrictInt, StrictStr
+from pydantic.dataclasses import dataclass
+
+from bench.config.validation import validate
+from bench.errors import ConfigError
+
+# train.optimizer_impl -> the torch.optim.Adam keyword arguments of that Adam kernel
+OPTIMIZER_IMPLS: dict[str, dict[str, bool]] = {
+    "fused": {"fused": True},
+    "foreach": {"foreach": True},
+    "for-loop": {"foreach": False},
+    "torch-default": {},
+}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # train.compile_mode (torch.compile's modes)
+EXTRACTOR_USE = ("auto", "on", "off")
+_FROZEN = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, config=_FROZEN)
+class DataConfig:
+    """dataset: a registered dataset name; root: folder holding ``MNIST/raw/*.gz`` (None: ``$GANBENCH_DATA``,
+    else torchvision downloads into ``<workdir>/data``)."""
+
+    dataset: StrictStr = "mnist"
+    root: StrictStr | None = None
+
+
+@dataclass(frozen=True, config=_FROZEN)
+class TrainConfig:
+    """The training budget and the harness's cadence.
+
+    Budget: exactly one of ``steps`` (generator steps) or ``epochs`` (passes of the real data through the
+    discriminator: one discriminator step consumes one batch, so an epoch is ``n_critic`` times fewer
+    generator steps for a critic with ``n_critic`` > 1); ``minutes`` (wall clock) caps either.
+    Cadence, in generator steps (None = automatic: about 10 points / 5 grids per run, 0 = off):
+    ``log_every`` (MLflow metrics), ``sample_every`` (sample grid), ``eval_every`` (FID on
+    ``eval.during_training_samples`` samples), ``checkpoint_every`` (also always at the end).
+    ``warmup_steps``: steps excluded from the timing statistics. ``keep_best``: keep the checkpoint with the
+    best FID curve value as ``best.pt`` and evaluate it instead of the last one (the "best FID over
+    checkpoints" protocol of Lucic et al. 2018; the run is tagged so).
+
+    Speed: ``fast`` (default) keeps the split on the device and reads losses back only every ``log_every``
+    steps; ``fast = false`` is the plain path (batches copied from the host, losses read every step),
+    bit-identical to the fast path on CPU. ``optimizer_impl``: the Adam kernel of both paths, ``"fused"``
+    (default: one kernel per parameter, on CPU and CUDA), ``"foreach"``, ``"for-loop"``, or
+    ``"torch-default"`` (what ``torch.optim.Adam`` picks when not told: for-loop on CPU, foreach on CUDA).
+    ``channels_last``: convolution weights and batches in NHWC layout (faster convolutions on CPU's oneDNN
+    and on CUDA's tensor cores; no effect on MLPs).
+    ``precision``: ``"fp32"`` or ``"bf16"`` (autocast for the forward passes; not bit-identical).
+    ``compile``: ``torch.compile`` the generator and discriminator (the gradient penalty uses the eager
+    critic, as compiled graphs do not support double backward) with ``compile_mode`` (torch.compile's
+    ``mode``: ``"default"``, ``"reduce-overhead"`` = CUDA graphs, valid here because every batch has the
+    same shape, or ``"max-autotune"``).
+    """
+
+    steps: StrictInt | None = None
+    epochs: float | None = 2.0
+    minutes: float | None = None
+    batch_size: StrictInt = 64
+    device: StrictStr = "auto"
+    log_every: StrictInt = 25
+    sample_every: StrictInt | None = None
+    eval_every: StrictInt | None = None
+    checkpoint_every: StrictInt = 500
+    warmup_steps: StrictInt = 10
+    keep_best: StrictBool = False
+    fast: StrictBool = True
+    precision: StrictStr = "fp32"
+    optimizer_impl: StrictStr = "fused"
+    channels_last: StrictBool = True
+    compile: StrictBool = False
+    compile_mode: StrictStr = "default"
+
+    def __post_init__(self) -> None:
+        if (self.steps is None) == (self.epochs is None):
+            raise ConfigError("set exactly one of train.steps and train.epochs")
+        _require(self.steps is None or self.steps >= 1, "train.steps", self.steps, ">= 1")
+        _require(self.epochs is None or self.epochs > 0, "train.epochs", self.epochs, "> 0")
+        _require(self.minutes is None or self.minutes > 0, "train.minutes", self.minutes, "> 0")
+        _require(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
+        _require(self.log_every >= 1, "train.log_every", self.log_every, ">= 1")
+        _require_one_of("train.precision", self.precision, ("fp32", "bf16"))
+        _require_one_of("train.optimizer_impl", self.optimizer_impl, tuple(OPTIMIZER_IMPLS))
+        _require_one_of("train.compile_mode", self.compile_mode, COMPILE_MODES)
+        for key in ("sample_every", "eval_every", "checkpoint_every", "warmup_steps"):
+            v = getattr(self, key)
+            _require(v is None or v >= 0, f"train.{key}", v, ">= 0")
+        _require(
+            self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            "train.device",
+            self.device,
+            "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'",
+        )
+
+
+@dataclass(frozen=True, config=_FROZEN)
+class ExtractorOptions:
+    """The options every feature extractor has (``[eval.extractors.<name>]``); what they mean for one extractor
+    (what ``auto`` decides, where its weights are looked for) is said by its ``ExtractorSpec``.
+
+    use: ``"auto"`` (the extractor's own rule: a cheap one whenever it can read the images, a heavy one such
+    as Inception only on a GPU), ``"on"`` (always; an error if its weights are missing), ``"off"``;
+    weights: a local weights file instead of the extractor's default.
+    """
+
+    use: StrictStr = "auto"
+    weights: StrictStr | None = None
+
+    def __post_init__(self) -> None:
+        _require_one_of("use", self.use, EXTRACTOR_USE)
+
+
+@dataclass(frozen=True, config=_FROZEN)
+class EvalConfig:
+    """Evaluation protocol.
+
+    n_samples: generated samples (default 10 000, as Lucic et al. 2018); extractor: the primary feature
+    extractor (always computed; used for the FID curve during training and checkpoint selection);
+    extractors: per-extractor options (:class:`ExtractorOptions`), by extractor name; the other registered
+    extractors that can read the images are computed at the end of each run as their ``use`` says;
+    reference_split / n_reference: the real images compared against (None = the whole split, else its first
+    n_reference images); batch_size: images per forward pass; kid_subsets / kid_subset_size: the KID
+    estimator (Bińkowski et al. 2018; torch-fidelity's 100 x 1000); prc_neighborhood: k of precision/recall
+    (Kynkäänniemi et al. 2019: 3); during_training_samples: samples for the FID curve; enabled: False skips
+    evaluation.
+    """
+
+    n_samples: StrictInt = 10_000
+    extractor: StrictStr = "lenet-mnist"
+    extractors: dict[str, ExtractorOptions] = field(default_factory=dict)
+    reference_split: StrictStr = "test"
+    n_reference: StrictInt | None = None
+    batch_size: StrictInt = 500
+    kid_subsets: StrictInt = 100
+    kid_subset_size: StrictInt = 1000
+    prc_neighborhood: StrictInt = 3
+    during_training_samples: StrictInt = 1000
+    enabled: StrictBool = True
+
+    def __post_init__(self) -> None:
+        _require(self.n_samples >= 2, "eval.n_samples", self.n_samples, ">= 2")
+        _require(self.n_reference is None or self.n_reference >= 2, "eval.n_reference", self.n_reference, ">= 2")
+        _require(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
+        _require(self.kid_subsets >= 1, "eval.kid_subsets", self.kid_subsets, ">= 1")
+        smallest = min(self.n_samples, self.n_reference or self.n_samples)
+        _require(
+            2 <= self.kid_subset_size <= smallest,
+            "eval.kid_subset_size",
+            self.kid_subset_size,
+            f"between 2 and the smaller of eval.n_samples / eval.n_reference ({smallest})",
+        )
+        _require(self.prc_neighborhood >= 1, "eval.prc_neighborhood", self.prc_neighborhood, ">= 1")
+        _require(
+            self.during_training_samples >= 2, "eval.during_training_samples", self.during_training_samples, ">= 2"
+        )
+
+    def options(self, extractor: str) -> ExtractorOptions:
+        """The options of ``extractor`` (its defaults when the config names none)."""
+        return self.extractors.get(extractor, ExtractorOptions())
+
+
+@dataclass(frozen=True, config=_FROZEN)
+class RunConfig:
+    """Everything one run needs, resolved: stored as MLflow params and in every checkpoint."""
+
+    arch: StrictStr
+    seed: StrictInt
+    experiment: StrictStr
+    workdir: StrictStr
+    data: DataConfig
+    train: TrainConfig
+    eval: EvalConfig
+    model: Any  # the architecture's config dataclass
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.arch}-seed{self.seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """``{"train.epochs": 1.0, "model.lr_g": 0.0002, ...}`` for MLflow params."""
+        return flatten(self.to_dict())
+
+
+@dataclass(frozen=True, config=_FROZEN)
+class CompareConfig:
+    """A comparison: every (architecture, seed) pair under the same data/train/eval settings."""
+
+    experiment: StrictStr = "mnist-compare"
+    archs: tuple[StrictStr, ...] = ("vanilla", "dcgan", "wgan-gp", "sngan")
+    seeds: tuple[StrictInt, ...] = (0,)
+    workdir: StrictStr = "ganbench-runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    model: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require(bool(self.archs), "archs", list(self.archs), "at least one architecture")
+        _require(bool(self.seeds), "seeds", list(self.seeds), "at least one seed")
+        _require(len(set(self.archs)) == len(self.archs), "archs", list(self.archs), "no duplicates")
+        _require(len(set(self.seeds)) == len(self.seeds), "seeds", list(self.seeds), "no duplicates")
+        _require(bool(self.experiment.strip()), "experiment", self.experiment, "a non-empty name")
+        for arch in self.archs:
+            self.model_config(arch)  # validate every architecture and its overrides up front
+        from architectures import ARCHITECTURES
+
+        for arch in sorted(set(self.model) - set(self.archs)):  # a [model.X] section for another architecture
+            ARCHITECTURES.get(arch)
+
+    def model_config(self, arch: str) -> Any:
+        """The architecture's config dataclass with the ``[model.<arch>]`` overrides applied."""
+        from architectures import ARCHITECTURES
+
+        spec = ARCHITECTURES.get(arch)
+        return validate(spec.config_cls, self.model.get(arch, {}), f"model.{arch}.")
+
+    def run(self, arch: str, seed: int) -> RunConfig:
+        return RunConfig(
+            arch, seed, self.experiment, self.workdir, self.data, self.train, self.eval, self.model_config(arch)
+        )
+
+    def runs(self) -> list[RunConfig]:
+        """One RunConfig per (architecture, seed), architectures in the outer loop."""
+        return [self.run(a, s) for a in self.archs for s in self.seeds]
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key} = {value!r} is not allowed; expected {allowed}")
+
+
+def _require_one_of(key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    choices = ", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+    _require(value in allowed, key, value, choices)
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

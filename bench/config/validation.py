@@ -1,0 +1,70 @@
+"""Validation with pydantic, and its errors in ganbench's one-line form (``bench.errors.ConfigError``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from bench.errors import ConfigError, UnknownNameError
+
+_EXPECTED = {"int": "int", "float": "float", "bool": "bool", "string": "str", "tuple": "a list", "list": "a list"}
+
+
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter:
+    return TypeAdapter(cls)
+
+
+def _fields_at(cls: Any, loc: list[str]) -> list[str]:
+    """The field names of the dataclass reached from ``cls`` along ``loc`` (through dict values too)."""
+    tp, parts = cls, list(loc)
+    while parts:
+        if dataclasses.is_dataclass(tp):
+            tp = typing.get_type_hints(tp).get(parts.pop(0))
+        elif typing.get_origin(tp) is dict:
+            tp, _ = typing.get_args(tp)[1], parts.pop(0)
+        else:
+            return []
+    return sorted(f.name for f in dataclasses.fields(tp)) if dataclasses.is_dataclass(tp) else []
+
+
+def _one_line(e: ValidationError, cls: type, prefix: str) -> str:
+    """The first error of a pydantic ValidationError in ganbench's one-line form."""
+    err = e.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    key = prefix + ".".join(loc)
+    kind = err["type"]
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        return f"unknown key {key!r}; allowed: {', '.join(_fields_at(cls, loc[:-1]))}"
+    if kind == "value_error":  # a config class's own check
+        return f"{key.rstrip('.') or cls.__name__}: {err['msg'].removeprefix('Value error, ')}"
+    if kind in ("dataclass_type", "dict_type", "model_type"):
+        return f"{key} must be a table, got {err['input']!r}"
+    expected = _EXPECTED.get(kind.split("_")[0], err["msg"].lower())
+    return f"{key} = {err['input']!r} has the wrong type; expected {expected}"
+
+
+def validate(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build the frozen dataclass ``cls`` from the nested dict ``data``, checking keys, types and ranges.
+
+    Works for ganbench's pydantic config classes and for an architecture's plain dataclass alike. Raises
+    ConfigError on an unknown key, a wrong type, or a value that the class's own checks reject.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a table, got {data!r}")
+    allowed = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - allowed)
+    if unknown:  # checked here too: a plugin's plain dataclass would ignore unknown keys
+        raise ConfigError(f"unknown key {prefix + unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    try:
+        return _adapter(cls).validate_python(data)
+    except ValidationError as e:
+        raise ConfigError(_one_line(e, cls, prefix)) from None
+    except ConfigError:
+        raise
+    except (UnknownNameError, TypeError) as e:
+        raise ConfigError(f"{prefix.rstrip('.')}: {e}" if prefix else str(e)) from None
