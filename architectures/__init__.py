@@ -2,7 +2,16 @@
 
 from architectures import dcgan, sngan, vanilla, wgan_gp  # noqa: F401  (registration side effects)
 from architectures.losses import LOSSES, gradient_penalty
-from architectures.registry import ARCHITECTURES, GAN, ArchSpec, OptimSpec, Registry, build_gan, register
+from architectures.registry import (
+    ARCHITECTURES,
+    GAN,
+    ArchSpec,
+    OptimSpec,
+    PluginWarning,
+    Registry,
+    build_gan,
+    register,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -10,6 +19,7 @@ __all__ = [
     "LOSSES",
     "ArchSpec",
     "OptimSpec",
+    "PluginWarning",
     "Registry",
     "build_gan",
     "gradient_penalty",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -40,6 +41,10 @@ class UnknownNameError(UserError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class PluginWarning(UserWarning):
+    """A plugin that failed to load and was skipped (the CLI prints it as one ``warning:`` line)."""
+
+
 class Registry(Generic[T]):
     """A name -> object map with checked, stable kebab-case names.
 
@@ -54,6 +59,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, base: type | None = None):
         self.kind, self.base = kind, base
         self._items: dict[str, T] = {}
+        self._broken: dict[str, str] = {}  # name -> why it could not be registered
         self._loaders: list[Callable[[], None]] = []
 
     def register(self, name: str, obj: T) -> T:
@@ -67,24 +73,44 @@ class Registry(Generic[T]):
         return obj
 
     def unregister(self, name: str) -> None:
-        """Remove ``name`` (for tests and interactive use)."""
+        """Remove ``name``, registered or broken (for tests and interactive use)."""
         self._items.pop(name, None)
+        self._broken.pop(name, None)
+
+    def mark_broken(self, name: str, why: str) -> None:
+        """Record that ``name`` could not be registered: lookups of it raise with ``why``; others go on."""
+        self._broken[name] = why
+
+    def broken(self) -> dict[str, str]:
+        """``{name: why}`` of what could not be registered (e.g. plugins that failed to import)."""
+        self._load()
+        return dict(self._broken)
 
     def add_loader(self, loader: Callable[[], None]) -> None:
-        """Run ``loader`` once, before the first lookup (used to load entry-point plugins lazily)."""
+        """Run ``loader`` once, before the first lookup (used to load entry-point plugins lazily).
+
+        A loader that raises is recorded as broken (see :meth:`broken`) instead of failing the lookup, so
+        every lookup gives the same answer."""
         self._loaders.append(loader)
 
     def _load(self) -> None:
         while self._loaders:
-            self._loaders.pop(0)()
+            loader = self._loaders.pop(0)
+            try:
+                loader()
+            except Exception as e:  # a loader must not take the registry down with it
+                self._broken[getattr(loader, "__name__", "loader")] = f"{type(e).__name__}: {e}"
 
     def get(self, name: str) -> T:
         """Return the object registered as ``name``.
 
         Raises:
-            UnknownNameError: ``name`` is not registered; the message lists the registered names.
+            UnknownNameError: ``name`` is not registered (the message lists the registered names) or could
+                not be (the message says why).
         """
         self._load()
+        if name in self._broken and name not in self._items:
+            raise UnknownNameError(f"{self.kind} {name!r} cannot be used: {self._broken[name]}")
         try:
             return self._items[name]
         except KeyError:
@@ -170,22 +196,24 @@ def load_plugins() -> list[str]:
     """Load the entry points of group ``ganbench.architectures``; return the names they added.
 
     An entry point may name an :class:`ArchSpec` (registered under its own name) or a module that
-    registers its architectures when imported.
-
-    Raises:
-        ValueError: a plugin that fails to load, or that names something that is not an ArchSpec/module.
+    registers its architectures when imported. A plugin that fails to import, names something else or
+    clashes with a registered name is skipped with a :class:`PluginWarning` naming it and the error, and
+    recorded in ``ARCHITECTURES.broken()`` (a lookup of its name says why); the built-ins and the other
+    plugins keep working.
     """
     before = set(ARCHITECTURES._items)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()
-        except Exception as exc:  # a broken plugin must say which one it is
-            raise ValueError(f"architecture plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-        if isinstance(obj, ArchSpec):
-            if obj.name not in ARCHITECTURES._items or ARCHITECTURES._items[obj.name] is not obj:
-                register(obj)
-        elif not hasattr(obj, "__file__"):
-            raise ValueError(f"architecture plugin {ep.name!r} ({ep.value}) must point at an ArchSpec or a module")
+            if isinstance(obj, ArchSpec):
+                if obj.name not in ARCHITECTURES._items or ARCHITECTURES._items[obj.name] is not obj:
+                    register(obj)
+            elif not hasattr(obj, "__file__"):
+                raise ValueError(f"it names a {type(obj).__name__}, not an ArchSpec or a module")
+        except Exception as exc:  # a broken plugin is reported and skipped, never fatal to the others
+            why = f"plugin {ep.value} failed to load: {type(exc).__name__}: {exc}".strip()
+            ARCHITECTURES.mark_broken(ep.name, why)
+            warnings.warn(f"architecture plugin {ep.name!r} skipped: {why}", PluginWarning, stacklevel=2)
     return sorted(set(ARCHITECTURES._items) - before)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -119,10 +120,24 @@ bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A skipped plugin is one ``warning:`` line on stderr; other warnings keep Python's format."""
+    from architectures import PluginWarning
+
+    if issubclass(category, PluginWarning):
+        typer.echo(f"warning: {_one_line(str(message))}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of user errors.")] = False,
 ) -> None:
     """Compare GAN architectures head-to-head: one harness, MLflow tracking, paper-ready reports."""
+    warnings.showwarning = _show_warning
     if debug:
         os.environ["GANBENCH_DEBUG"] = "1"

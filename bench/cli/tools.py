@@ -78,17 +78,20 @@ def list_() -> None:
 
     console = Console()
     t = Table(title="architectures", show_lines=True)
-    for col in ("name", "loss", "n_critic", "defaults", "summary"):
+    t.add_column("name", no_wrap=True)
+    for col in ("loss", "n_critic", "defaults", "summary"):
         t.add_column(col)
     for name in ARCHITECTURES.names():
         spec = ARCHITECTURES.get(name)
         cfg = spec.config_cls()
         d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("loss", "n_critic")}
         t.add_row(name, cfg.loss, str(cfg.n_critic), ", ".join(f"{k}={v}" for k, v in d.items()), spec.summary)
+    for name, why in sorted(ARCHITECTURES.broken().items()):  # plugins that failed to load: shown, not hidden
+        t.add_row(name, "–", "–", "–", f"BROKEN, skipped: {why}")
     console.print(t)
     for title, reg in (("losses", LOSSES), ("datasets", DATASETS), ("feature extractors", EXTRACTORS)):
         t = Table(title=title)
-        t.add_column("name")
+        t.add_column("name", no_wrap=True)
         t.add_column("summary")
         for name in reg.names():
             t.add_row(name, reg.get(name).summary)

@@ -108,10 +108,44 @@ def test_entry_point_plugin_is_found(tmp_path, monkeypatch):
         sys.modules.pop("ganbench_test_plugin", None)
 
 
-def test_broken_plugin_names_itself(tmp_path, monkeypatch):
-    dist = _make_plugin(tmp_path, "ganbench_broken_plugin", "raise ImportError('missing dependency foo')\n")
-    (dist / "entry_points.txt").write_text("[ganbench.architectures]\nbroken = ganbench_broken_plugin:SPEC\n")
+def test_a_broken_plugin_is_skipped_and_the_others_keep_working(tmp_path, monkeypatch):
+    """A plugin that fails to import, beside a good one: a warning naming it, the good one and the built-ins
+    registered, a lookup of the broken one saying why, the same answer on every lookup, and `ganbench list`
+    exits 0 showing both."""
+    from typer.testing import CliRunner
+
+    from architectures import PluginWarning
+    from architectures.registry import ENTRY_POINT_GROUP, Registry
+    from bench.cli import app
+
+    broken = _make_plugin(tmp_path, "ganbench_broken_plugin", "raise ImportError('missing dependency foo')\n")
+    (broken / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nbroken = ganbench_broken_plugin:SPEC\n")
+    good = _make_plugin(tmp_path, "ganbench_good_plugin", PLUGIN)
+    (good / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\ntest-plugin-gan = ganbench_good_plugin:SPEC\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     importlib.invalidate_caches()
-    with pytest.raises(ValueError, match="plugin 'broken'.*missing dependency foo"):
-        load_plugins()
+    try:
+        with pytest.warns(PluginWarning, match="plugin 'broken' skipped: .*ImportError: missing dependency foo"):
+            assert load_plugins() == ["test-plugin-gan"]
+        for _ in range(2):  # every lookup gives the same answer
+            assert "dcgan" in ARCHITECTURES and "test-plugin-gan" in ARCHITECTURES
+            with pytest.raises(UnknownNameError, match="architecture 'broken' cannot be used: .*missing dependency"):
+                ARCHITECTURES.get("broken")
+        r = CliRunner().invoke(app, ["list"])
+        assert r.exit_code == 0, r.output
+        assert "test-plugin-gan" in r.output and "BROKEN" in r.output and "dcgan" in r.output
+    finally:
+        for name in ("broken", "test-plugin-gan"):
+            ARCHITECTURES.unregister(name)
+        for module in ("ganbench_broken_plugin", "ganbench_good_plugin"):
+            sys.modules.pop(module, None)
+
+    reg: Registry[int] = Registry("thing")  # a loader that raises is recorded, not retried into silence
+
+    def failing_loader() -> None:
+        raise RuntimeError("boom")
+
+    reg.add_loader(failing_loader)
+    reg.register("one", 1)
+    assert reg.names() == ["one"] and reg.broken() == {"failing_loader": "RuntimeError: boom"}
+    assert reg.names() == ["one"]
