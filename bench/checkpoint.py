@@ -54,6 +54,11 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
+        if "weights only load failed" in str(e).lower():  # never pass on torch's hint to unpickle it anyway
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds objects other than tensors and plain values; ganbench refuses "
+                "to unpickle them (it loads weights only)"
+            ) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be read (truncated or not a checkpoint): {first}"
@@ -64,7 +69,27 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {str(path)!r} has version {state.get('version')!r}; this ganbench reads {VERSION}"
         )
+    for key, kind in {**REQUIRED, **{f"config.{k}": t for k, t in REQUIRED_CONFIG.items()}}.items():
+        value = state.get("config", {}).get(key[7:]) if key.startswith("config.") else state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            raise CheckpointError(f"checkpoint {str(path)!r} is damaged: {key!r} is missing or not a {kind.__name__}")
     return state
+
+
+# what every checkpoint holds (bench.trainer.Trainer.state_dict), checked on load
+REQUIRED = {
+    "arch": str,
+    "seed": int,
+    "config": dict,
+    "step": int,
+    "d_step": int,
+    "generator": dict,
+    "discriminator": dict,
+    "opt_g": dict,
+    "opt_d": dict,
+    "rng": dict,
+}
+REQUIRED_CONFIG = {"experiment": str, "workdir": str, "data": dict, "train": dict, "eval": dict, "model": dict}
 
 
 def check_arch(state: dict[str, Any], arch: str, source: str | os.PathLike[str]) -> None:

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from architectures.registry import Registry
 from bench.config import DataConfig
-from bench.errors import DataError
+from bench.errors import ConfigError, DataError
 
 Loader = Callable[[Path | None, str, Path], tuple[Tensor, Tensor]]
 
@@ -187,12 +187,12 @@ class BatchSampler:
     a CPU generator seeded with ``(seed, epoch)``, so the order is fixed by the seed and a resumed run
     continues where it stopped by index alone. The last incomplete batch of an epoch is dropped.
 
-    Raises ValueError if ``batch_size`` exceeds the number of images.
+    Raises ConfigError if ``batch_size`` exceeds the number of images.
     """
 
     def __init__(self, images: Tensor, batch_size: int, seed: int, device: torch.device | str | None = None):
         if batch_size > images.shape[0]:
-            raise ValueError(f"batch_size {batch_size} exceeds the {images.shape[0]} images of the split")
+            raise ConfigError(f"train.batch_size = {batch_size} exceeds the {images.shape[0]} images of the split")
         self.images, self.batch_size, self.seed = images, batch_size, seed
         self.device = torch.device(device) if device is not None else images.device
         self.per_epoch = images.shape[0] // batch_size

@@ -29,6 +29,7 @@ from architectures.registry import GAN
 from bench import signals
 from bench.config import OPTIMIZER_IMPLS, RunConfig, TrainConfig
 from bench.data import Sampler
+from bench.errors import ConfigError
 from bench.timing import StepTimer, TimingSummary
 from bench.trainer import Hook, StepOutput, Trainer
 
@@ -41,10 +42,27 @@ def seed_everything(seed: int) -> None:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA if available, else CPU; otherwise ``torch.device(name)``."""
+    """``"auto"`` -> CUDA if available, else CPU; otherwise ``torch.device(name)``.
+
+    Raises ConfigError for a name torch does not read (``cpu:abc``) or a device this machine does not have
+    (``cuda`` without a GPU, ``cuda:9`` with fewer, ``mps`` off Apple silicon).
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(
+            f"train.device = {name!r} is not a device; expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA device"
+            raise ConfigError(f"train.device = {name!r}, but this machine has {have}; use 'auto' or 'cpu'")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device = {name!r}, but MPS is not available here; use 'auto' or 'cpu'")
+    return device
 
 
 def total_steps(train: TrainConfig, batches_per_epoch: int, n_critic: int) -> int:

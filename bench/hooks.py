@@ -217,6 +217,10 @@ class Checkpointer(Hook):
     def __init__(self, path: Path, every: int):
         self.path, self.every = path, every
 
+    def on_fit_start(self, trainer: Trainer) -> None:
+        if trainer.step > 0 and self.path.is_file():  # a resumed run: its checkpoint is the last good one
+            trainer.last_checkpoint = self.path
+
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         if self.every and out.step % self.every == 0 and out.step != trainer.total_steps:
             trainer.save_checkpoint(self.path)

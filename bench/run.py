@@ -35,7 +35,7 @@ from bench.metrics.evaluate import (
     training_metrics,
 )
 from bench.provenance import provenance_tags
-from bench.tracking import Run, Tracker
+from bench.tracking import Run, Tracker, store_exists
 from bench.trainer import Hook
 
 FINISHED, FAILED = "FINISHED", "FAILED"  # RunResult.status, beside PRUNED (bench.hooks)
@@ -95,8 +95,14 @@ class Prepared:
 
 def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
     """Validate a run before anything is written; raises UserError (unknown dataset or extractor, missing
-    data or weights, inconsistent options) before any MLflow run starts."""
+    data or weights, a batch larger than the split, inconsistent options) before any MLflow run starts."""
     reference = load(cfg.data, cfg.eval.reference_split, cfg.workdir)
+    train_split = load(cfg.data, "train", cfg.workdir).images  # cached: train() takes it from here again
+    if cfg.train.batch_size > train_split.shape[0]:
+        raise ConfigError(
+            f"train.batch_size = {cfg.train.batch_size} exceeds the {train_split.shape[0]} images of "
+            f"{cfg.data.dataset}/train"
+        )
     if cfg.train.keep_best and not (cfg.eval.enabled and cfg.train.eval_every != 0):
         raise ConfigError("train.keep_best needs the FID curve: eval.enabled = true and train.eval_every != 0")
     if not cfg.eval.enabled:
@@ -161,20 +167,25 @@ def train(
     Raises UserError for bad input, before a run starts (and for a checkpoint that cannot be written).
     A run that diverges or raises ends FAILED and is returned so; Ctrl-C ends it KILLED and propagates.
     """
-    tracker = tracker or Tracker(cfg.workdir)
     device = resolve_device(cfg.train.device)
     state = checkpoint.load(resume) if resume else None
-    if state is not None:
-        checkpoint.check_arch(state, cfg.arch, resume)
     prep = prepare(cfg, device)
     data = load(cfg.data, "train", cfg.workdir, device if cfg.train.fast else "cpu")
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, data.spec.image_shape, data.spec.num_classes)
+    if state is not None:
+        check_resumable(state, cfg, gan, resume)
     sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device)
+    run_id = (state or {}).get("mlflow_run_id")
+    if run_id and tracker is None and not store_exists(cfg.workdir):
+        raise CheckpointError(_foreign_run(resume, run_id, f"{cfg.workdir} (no MLflow store there)"))
+    tracker = tracker or Tracker(cfg.workdir)  # everything is checked: now the store may be opened
+    if run_id and not tracker.has_run(run_id):
+        raise CheckpointError(_foreign_run(resume, run_id, tracker.uri))
     all_tags = {**run_tags(cfg.arch, cfg.seed, keys.KIND_RUN, prep.plan), **(tags or {})}
     run: Run | None = None
     try:
-        with tracker.run(cfg.experiment, run_name or cfg.run_name, all_tags, (state or {}).get("mlflow_run_id")) as run:
+        with tracker.run(cfg.experiment, run_name or cfg.run_name, all_tags, run_id) as run:
             paths = run_paths(cfg, run.run_id, resume)
             if state is None:
                 run.log_params({**cfg.flat(), "loss": gan.loss_name, "torch": torch.__version__})
@@ -204,6 +215,39 @@ def train(
     return RunResult(cfg.arch, cfg.seed, run.run_id, FINISHED, metrics, paths.checkpoint)
 
 
+def _foreign_run(resume: str | Path | None, run_id: str, store: str) -> str:
+    return (
+        f"checkpoint {str(resume)!r} continues MLflow run {run_id}, which is not in {store}; resume it with the "
+        "--workdir (or MLFLOW_TRACKING_URI) it was made with"
+    )
+
+
+# what a resumed run cannot change: its state was made with them (the model, its optimiser, the data order)
+FIXED_ON_RESUME = ("arch", "seed", "model.", "data.dataset", "train.batch_size", "train.precision")
+
+
+def check_resumable(state: dict[str, Any], cfg: RunConfig, gan: Any, source: str | Path) -> None:
+    """Raise CheckpointError, before any run is reopened, unless the checkpoint ``state`` can continue as
+    ``cfg``: same architecture, the values of :data:`FIXED_ON_RESUME` unchanged (an override the resumed run
+    would not apply is refused, never recorded), and weights that fit the model ``gan``."""
+    checkpoint.check_arch(state, cfg.arch, source)
+    stored, wanted = flatten(state["config"]), cfg.flat()
+    for key in sorted(wanted):
+        if key.startswith(FIXED_ON_RESUME) and key in stored and stored[key] != wanted[key]:
+            name = key.replace("model.", f"model.{cfg.arch}.", 1)  # as the user writes it
+            raise CheckpointError(
+                f"{name} = {wanted[key]!r} differs from the checkpoint's {stored[key]!r}; a resumed run keeps "
+                "its model, seed, dataset, batch size and precision (start a new run to change them)"
+            )
+    try:
+        gan.generator.load_state_dict(state["generator"])
+        gan.discriminator.load_state_dict(state["discriminator"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(
+            f"checkpoint {str(source)!r} does not match the model: {str(e).splitlines()[0]}"
+        ) from None
+
+
 def _select_checkpoint(cfg: RunConfig, gan: Any, curve: PeriodicEval | None, paths: RunPaths, run: Run) -> str:
     """With ``train.keep_best``, load the best checkpoint of the FID curve into ``gan`` (and log it); returns
     the checkpoint selection, as recorded in the tag ``ganbench.checkpoint_selection``."""
@@ -225,10 +269,14 @@ def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train
     cfg = cc.run(cc.archs[0], cc.seeds[0])
     if split == cfg.eval.reference_split:
         raise ConfigError(f"the floor compares split {split!r} with the reference split; choose another split")
-    tracker = tracker or Tracker(cc.workdir)
     device = resolve_device(cfg.train.device)
     prep = prepare(replace(cfg, eval=replace(cfg.eval, enabled=True)), device)
     real = load(cfg.data, split, cfg.workdir)
+    if cfg.eval.n_samples > real.images.shape[0]:
+        raise ConfigError(
+            f"eval.n_samples = {cfg.eval.n_samples} exceeds the {real.images.shape[0]} images of {real.name}/{split}"
+        )
+    tracker = tracker or Tracker(cc.workdir)
     tags = run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep.plan)
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:
         metrics, protocols = real_floor(real, prep.reference, cfg.eval, cc.workdir, cfg.seed, device, prep.plan.use)
@@ -264,15 +312,18 @@ def evaluate_checkpoint(
 
     Raises CheckpointError if ``source`` is neither a checkpoint file nor a run with a checkpoint.
     """
-    tracker = Tracker(workdir)
+    tracker = Tracker(workdir) if store_exists(workdir) else None  # never create a store to look into it
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(source)
         if not path.is_file():
-            found = (
-                tracker.download_artifact(source, "checkpoint/checkpoint.pt", tmp) if tracker.has_run(source) else None
-            )
+            found = None
+            if tracker is not None and tracker.has_run(source):
+                found = tracker.download_artifact(source, "checkpoint/checkpoint.pt", tmp)
             if found is None:
-                raise CheckpointError(f"{source!r} is neither a checkpoint file nor an MLflow run with a checkpoint")
+                where = tracker.uri if tracker is not None else f"{workdir} (no MLflow store there)"
+                raise CheckpointError(
+                    f"{source!r} is neither a checkpoint file nor an MLflow run with a checkpoint in {where}"
+                )
             path = found
         state = checkpoint.load(path)
     cfg = config_from_checkpoint(state, sets, {**(overrides or {}), "workdir": Path(workdir).as_posix()})
@@ -286,7 +337,7 @@ def evaluate_checkpoint(
     gan.discriminator.to(device)
     metrics, protocols = evaluate(gan, prep.reference, cfg.eval, workdir, cfg.seed, device, prep.plan.use)
     run_id = state.get("mlflow_run_id")
-    if run_id and tracker.has_run(run_id):
+    if run_id and tracker is not None and tracker.has_run(run_id):
         run = tracker.attach(run_id)
         run.log_metrics(metrics, int(state["step"]))
         run.set_tags({k: v for p in protocols for k, v in p.tags().items()})

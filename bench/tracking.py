@@ -30,6 +30,12 @@ def tracking_uri(workdir: str | os.PathLike[str]) -> str:
     return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
 
 
+def store_exists(workdir: str | os.PathLike[str]) -> bool:
+    """Whether there is a store to read: ``$MLFLOW_TRACKING_URI`` is set, or the workspace has its SQLite
+    file (checked without creating anything)."""
+    return bool(os.environ.get("MLFLOW_TRACKING_URI")) or (Path(workdir).resolve() / "mlflow.db").is_file()
+
+
 def _client(uri: str):
     import logging
 

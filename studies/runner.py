@@ -23,10 +23,11 @@ from typing import Any
 import optuna
 
 from bench import keys, signals
-from bench.config import CompareConfig, combine, load_compare_config, read_toml, validate
+from bench.config import CompareConfig, combine, load_compare_config, read_toml, require_name, validate
 from bench.errors import ConfigError, UserError
+from bench.harness import resolve_device
 from bench.hooks import PRUNED
-from bench.run import FAILED, train
+from bench.run import FAILED, prepare, train
 from bench.tracking import Tracker
 from studies.spaces import Param, space_for, to_config
 from studies.throughput import record_throughput
@@ -76,6 +77,8 @@ class StudyConfig:
         for key, (ok, allowed) in checks.items():
             if not ok:
                 raise ConfigError(f"{key} = {getattr(self, key.split('.')[1])!r} is not allowed; expected {allowed}")
+        if self.name is not None:
+            require_name("study.name", self.name)
         if self.pruner != "none" and self.metric != keys.FID:
             raise ConfigError(
                 f"study.pruner = {self.pruner!r} prunes on the FID curve; "
@@ -232,6 +235,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    prepare(cc.run(sc.arch, sc.seed), resolve_device(cc.train.device))  # data, extractors: before any file
     storage = open_storage(sc.storage, cc.workdir, sc.study_name)
     study = optuna.create_study(
         storage=storage, study_name=sc.study_name, direction=sc.direction, load_if_exists=True,

@@ -16,7 +16,24 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    """The ``ganbench`` script. Usage errors (unknown option, a value of the wrong type) are one
+    ``error:`` line and exit 2, like every other bad input."""
+    import sys
+
+    import typer
+
     from bench import signals
+    from bench.cli.common import one_line
 
     signals.install()
-    app(prog_name="ganbench")
+    try:
+        code = app(prog_name="ganbench", standalone_mode=False)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as e:  # typer's (click's) usage errors: no such option, a bad value, ...
+        ctx, message = getattr(e, "ctx", None), e.format_message().strip()
+        see = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        if message:  # empty after no arguments: the help was shown
+            print(f"error: {one_line(message)}{see}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -56,7 +56,7 @@ def errors(fn):
         except UserError as e:
             if os.environ.get("GANBENCH_DEBUG"):
                 raise
-            typer.echo(f"error: {_one_line(str(e))}", err=True)
+            typer.echo(f"error: {one_line(str(e))}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (bench.signals): the run ended KILLED
             typer.echo(f"{e or 'interrupted'}; the run is marked KILLED (resume with --resume)", err=True)
@@ -65,7 +65,7 @@ def errors(fn):
     return wrapper
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Escape line breaks and other non-printable characters a user's value may bring into a message."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
@@ -125,7 +125,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     from architectures import PluginWarning
 
     if issubclass(category, PluginWarning):
-        typer.echo(f"warning: {_one_line(str(message))}", err=True)
+        typer.echo(f"warning: {one_line(str(message))}", err=True)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
 

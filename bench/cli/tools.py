@@ -102,7 +102,7 @@ def list_() -> None:
 @errors
 def ui(
     workdir: Annotated[str, typer.Option(help="Workspace folder.")] = "ganbench-runs",
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 5000,
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 for the workspace's tracking store."""
     from bench.tracking import serve_ui

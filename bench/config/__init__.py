@@ -36,6 +36,7 @@ from bench.config.schema import (
     RunConfig,
     TrainConfig,
     flatten,
+    require_name,
 )
 from bench.config.sources import (
     ALIASES,
@@ -68,6 +69,7 @@ __all__ = [
     "nested",
     "parse_set",
     "read_toml",
+    "require_name",
     "sets_to_dict",
     "to_toml",
     "validate",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import field
 from typing import Any
 
@@ -83,8 +85,9 @@ class TrainConfig:
         if (self.steps is None) == (self.epochs is None):
             raise ConfigError("set exactly one of train.steps and train.epochs")
         _require(self.steps is None or self.steps >= 1, "train.steps", self.steps, ">= 1")
-        _require(self.epochs is None or self.epochs > 0, "train.epochs", self.epochs, "> 0")
-        _require(self.minutes is None or self.minutes > 0, "train.minutes", self.minutes, "> 0")
+        for key in ("epochs", "minutes"):
+            v = getattr(self, key)
+            _require(v is None or (v > 0 and math.isfinite(v)), f"train.{key}", v, "a finite number > 0")
         _require(self.batch_size >= 1, "train.batch_size", self.batch_size, ">= 1")
         _require(self.log_every >= 1, "train.log_every", self.log_every, ">= 1")
         _require_one_of("train.precision", self.precision, ("fp32", "bf16"))
@@ -157,7 +160,12 @@ class EvalConfig:
             self.kid_subset_size,
             f"between 2 and the smaller of eval.n_samples / eval.n_reference ({smallest})",
         )
-        _require(self.prc_neighborhood >= 1, "eval.prc_neighborhood", self.prc_neighborhood, ">= 1")
+        _require(
+            1 <= self.prc_neighborhood < smallest,
+            "eval.prc_neighborhood",
+            self.prc_neighborhood,
+            f"between 1 and the smaller of eval.n_samples / eval.n_reference, exclusive ({smallest})",
+        )
         _require(
             self.during_training_samples >= 2, "eval.during_training_samples", self.during_training_samples, ">= 2"
         )
@@ -210,7 +218,9 @@ class CompareConfig:
         _require(bool(self.seeds), "seeds", list(self.seeds), "at least one seed")
         _require(len(set(self.archs)) == len(self.archs), "archs", list(self.archs), "no duplicates")
         _require(len(set(self.seeds)) == len(self.seeds), "seeds", list(self.seeds), "no duplicates")
-        _require(bool(self.experiment.strip()), "experiment", self.experiment, "a non-empty name")
+        require_name("experiment", self.experiment)
+        for seed in self.seeds:
+            _require(0 <= seed < MAX_SEED, "seeds", list(self.seeds), "integers in [0, 2**32)")
         for arch in self.archs:
             self.model_config(arch)  # validate every architecture and its overrides up front
         from architectures import ARCHITECTURES
@@ -233,6 +243,17 @@ class CompareConfig:
     def runs(self) -> list[RunConfig]:
         """One RunConfig per (architecture, seed), architectures in the outer loop."""
         return [self.run(a, s) for a in self.archs for s in self.seeds]
+
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # experiment and study names: also folder names
+NAME_RULE = "a name of at most 100 letters, digits, '.', '_', '+' or '-', not starting with '.', '-' or '+'"
+MAX_SEED = 2**32  # numpy's seed range; every seed the harness derives stays inside int64
+
+
+def require_name(key: str, value: str) -> None:
+    """Raise ConfigError unless ``value`` can be an experiment or study name (it becomes a folder name under
+    the workspace, so no path separators, no ``..``)."""
+    _require(isinstance(value, str) and bool(NAME.match(value)), key, value, NAME_RULE)
 
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:

@@ -5,7 +5,7 @@ import torch
 
 from bench.config import DataConfig
 from bench.data import BatchSampler, load, to_float, to_uint8
-from bench.errors import DataError, UnknownNameError
+from bench.errors import ConfigError, DataError, UnknownNameError
 
 
 def test_mnist_splits_from_shared_data(mnist_root, tmp_path):
@@ -58,7 +58,7 @@ def test_sampler_order_is_fixed_by_seed_and_covers_the_epoch():
 def test_sampler_drops_incomplete_batch_and_rejects_huge_batch():
     images = torch.zeros(25, 1, 2, 2, dtype=torch.uint8)
     assert BatchSampler(images, 10, 0).per_epoch == 2
-    with pytest.raises(ValueError, match="exceeds"):
+    with pytest.raises(ConfigError, match="train.batch_size = .* exceeds"):
         BatchSampler(images, 26, 0)
 
 

@@ -1,0 +1,177 @@
+"""Bad input, by family: one `error:` line, exit 2, nothing written, no run left in a state it was not in."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from bench import checkpoint
+from bench.cli import app
+from bench.config import load_compare_config, require_name
+from bench.errors import CheckpointError, ConfigError
+from bench.tracking import Tracker
+from tests.conftest import FAST
+
+runner = CliRunner()
+
+
+def _one_error_line(r, message: str) -> None:
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(f"error: {message}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compare", "--bogus"], "No such option: --bogus (see `ganbench compare --help`)"),
+        (["compare", "--steps", "abc"], "Invalid value for '--steps'"),
+        (["ui", "--port", "70000"], "Invalid value for '--port'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
+def test_usage_errors_of_the_real_entry_point_are_one_line(args, message, tmp_path):
+    p = subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.strip().startswith(f"error: {message}") and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["compare", "--epochs", "inf"], "train.epochs = inf is not allowed; expected a finite number > 0"),
+        (["compare", "--device", "cuda:99"], "train.device = 'cuda:99', but this machine has"),
+        (["compare", "--device", "cpu:abc"], "train.device = 'cpu:abc' is not a device"),
+        (["compare", "--experiment", "../../escaped"], "experiment = '../../escaped' is not allowed"),
+        (["compare", "--experiment", "x" * 300], "experiment = 'xxxx"),
+        (["tune", "vanilla", "--study-name", "../x"], "study.name = '../x' is not allowed"),
+        (["train", "vanilla", "--seed", str(2**70)], f"seeds = [{2**70}] is not allowed"),
+        (["compare", "--set", "train.batch_size=70000"], "train.batch_size = 70000 exceeds the 60000 images"),
+        (
+            [
+                "compare",
+                "--set",
+                "eval.n_samples=100",
+                "--set",
+                "eval.kid_subset_size=50",
+                "--set",
+                "eval.prc_neighborhood=100",
+            ],
+            "eval.prc_neighborhood = 100 is not allowed",
+        ),  # fmt: skip
+        (["eval", "--real", "--set", "eval.n_samples=100000"], "eval.n_samples = 100000 exceeds the 60000 images"),
+        (["eval", "0123456789abcdef"], "'0123456789abcdef' is neither a checkpoint file nor an MLflow run"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_before_anything_is_written(args, message, workdir, mnist_root):
+    r = runner.invoke(app, [*args, "--workdir", str(workdir)])
+    _one_error_line(r, message)
+    assert not workdir.exists()  # no store, no journal, no run folder
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=120))
+def test_a_name_is_a_name_or_refused(name):
+    """Experiment and study names become folder names under the workspace: they never leave it."""
+    try:
+        require_name("experiment", name)
+    except ConfigError as e:
+        assert str(e).startswith("experiment = ") and "\n" not in str(e)
+        return
+    ws = Path("/ws")
+    assert (ws / "runs" / name).resolve().parent == ws / "runs" and "/" not in name and name not in (".", "..")
+
+
+def _damaged(state: dict, key: str, value) -> dict:
+    out = {**state, "config": dict(state["config"])}
+    target = out["config"] if key.startswith("config.") else out
+    name = key.removeprefix("config.")
+    if value is None:
+        target.pop(name)
+    else:
+        target[name] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, mnist_root):
+    """A finished dummy run: (workspace, its checkpoint, its MLflow run id)."""
+    workdir = tmp_path_factory.mktemp("ws")
+    sets = [a for s in [*FAST, f'workdir="{workdir}"'] for a in ("--set", s)]
+    r = runner.invoke(app, ["train", "dummy", "--steps", "2", "-q", *sets])
+    assert r.exit_code == 0, r.output
+    ckpt = Path(r.output.split("checkpoint: ")[1].split()[0])
+    return workdir, ckpt, r.output.split("MLflow run: ")[1].split()[0]
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("config", None, "'config' is missing or not a dict"),
+        ("config", "a string", "'config' is missing or not a dict"),
+        ("config.eval", None, "'config.eval' is missing or not a dict"),
+        ("step", "3", "'step' is missing or not a int"),
+        ("generator", [1, 2], "'generator' is missing or not a dict"),
+    ],
+)
+def test_damaged_checkpoints_are_one_line(finished, tmp_path, key, value, message):
+    _, ckpt, _ = finished
+    state = {k: v for k, v in checkpoint.load(ckpt).items() if k not in ("format", "version")}
+    path = checkpoint.save(tmp_path / "damaged.pt", _damaged(state, key, value))
+    with pytest.raises(CheckpointError, match=f"is damaged: {message}"):
+        checkpoint.load(path)
+    r = runner.invoke(app, ["train", "dummy", "--resume", str(path), "--workdir", str(tmp_path / "ws")])
+    _one_error_line(r, f"checkpoint '{path}' is damaged")
+
+
+def test_a_pickle_with_code_is_refused_without_torch_hint(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "x": Evil()}, path)
+    with pytest.raises(CheckpointError) as e:
+        checkpoint.load(path)
+    assert "refuses to unpickle" in str(e.value) and "weights_only=False" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.dummy.width=32", "model.dummy.width = 32 differs from the checkpoint's 16"),
+        ("model.dummy.lr_d=0.05", "model.dummy.lr_d = 0.05 differs from the checkpoint's 0.0002"),
+        ("train.batch_size=8", "train.batch_size = 8 differs from the checkpoint's 16"),
+    ],
+)
+def test_a_rejected_resume_leaves_the_finished_run_as_it_was(finished, override, message):
+    workdir, ckpt, run_id = finished
+    r = runner.invoke(app, ["train", "dummy", "--resume", str(ckpt), "--set", override, "--workdir", str(workdir)])
+    _one_error_line(r, message)
+    run = Tracker(workdir).client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics  # not flipped to FAILED, nothing lost
+
+
+def test_resume_in_another_workspace_is_refused(finished, tmp_path):
+    _, ckpt, run_id = finished
+    other = tmp_path / "other"
+    r = runner.invoke(app, ["train", "dummy", "--resume", str(ckpt), "--steps", "3", "--workdir", str(other)])
+    _one_error_line(r, f"checkpoint '{ckpt}' continues MLflow run {run_id}, which is not in {other}")
+    assert not other.exists()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["cuda", "cuda:1", "mps", "cpu:x", "cuda:-1", "tpu", "cuda:a"]))
+def test_devices_this_machine_lacks_are_config_errors(device):
+    if torch.cuda.is_available() and device in ("cuda", "cuda:1"):
+        return  # a GPU machine has them
+    with pytest.raises(ConfigError, match=f"train.device = {device!r}"):
+        from bench.harness import resolve_device
+
+        resolve_device(load_compare_config(None, [f"train.device={device}"]).train.device)
