@@ -17,9 +17,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from torch import nn
+if TYPE_CHECKING:  # the registry imports no torch: `import bench.errors` stays cheap (CLI start-up)
+    from torch import nn
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -86,12 +87,13 @@ class Registry(Generic[T]):
         self._load()
         return dict(self._broken)
 
-    def add_loader(self, loader: Callable[[], None]) -> None:
-        """Run ``loader`` once, before the first lookup (used to load entry-point plugins lazily).
+    def add_loader(self, loader: Callable[[], None], first: bool = False) -> None:
+        """Run ``loader`` once, before the first lookup (used to load the built-ins and the entry-point
+        plugins lazily); ``first`` puts it before the loaders added so far.
 
         A loader that raises is recorded as broken (see :meth:`broken`) instead of failing the lookup, so
         every lookup gives the same answer."""
-        self._loaders.append(loader)
+        self._loaders.insert(0 if first else len(self._loaders), loader)
 
     def _load(self) -> None:
         while self._loaders:

@@ -31,7 +31,7 @@ class RunLogger(Protocol):
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
 
 
-PRUNED = "pruned"  # the stop reason of a run that PeriodicEval's ``prune`` stopped
+PRUNED = "pruned"  # the stop reason of a run that PeriodicEval's ``prune`` stopped: abandoned, not finished
 
 
 def every(interval: int | None, total: int, points: int) -> int:
@@ -212,7 +212,8 @@ class PeriodicEval(Hook):
 
 
 class Checkpointer(Hook):
-    """Write ``path`` atomically every ``every`` steps and at the end (see ``bench.checkpoint``)."""
+    """Write ``path`` atomically every ``every`` steps and at the end, unless the run was pruned (see
+    ``bench.checkpoint``)."""
 
     def __init__(self, path: Path, every: int):
         self.path, self.every = path, every
@@ -226,7 +227,8 @@ class Checkpointer(Hook):
             trainer.save_checkpoint(self.path)
 
     def on_fit_end(self, trainer: Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        if trainer.stop_reason != PRUNED:  # a pruned run is abandoned: no final checkpoint to keep
+            trainer.save_checkpoint(self.path)
 
     def on_interrupt(self, trainer: Trainer) -> None:
         """Save at a step boundary only (a half-done step is not a state to resume from); a diverged

@@ -24,7 +24,8 @@ from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
 from bench.data import BatchSampler, ImageData, load
 from bench.errors import CheckpointError, ConfigError, UserError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
-from bench.hooks import PRUNED, Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid
+from bench.hooks import PRUNED as STOP_PRUNED
+from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid
 from bench.metrics.evaluate import (
     ExtractorPlan,
     Protocol,
@@ -38,7 +39,7 @@ from bench.provenance import provenance_tags
 from bench.tracking import Run, Tracker, store_exists
 from bench.trainer import Hook
 
-FINISHED, FAILED = "FINISHED", "FAILED"  # RunResult.status, beside PRUNED (bench.hooks)
+FINISHED, FAILED, PRUNED = "FINISHED", "FAILED", "PRUNED"  # RunResult.status
 
 
 @dataclass
@@ -188,17 +189,19 @@ def train(
         with tracker.run(cfg.experiment, run_name or cfg.run_name, all_tags, run_id) as run:
             paths = run_paths(cfg, run.run_id, resume)
             if state is None:
-                run.log_params({**cfg.flat(), "loss": gan.loss_name, "torch": torch.__version__})
+                run.log_params(
+                    {**cfg.flat(), **prep.plan.params(cfg.eval), "loss": gan.loss_name, "torch": torch.__version__}
+                )
             hooks, curve = standard_hooks(cfg, run, paths, prep, device, progress, prune)
             result = fit(gan, sampler, cfg, device, hooks, resume=state, extra_state={"mlflow_run_id": run.run_id})
             run.set_tags({keys.TAG_DEVICE: result.timing.device, keys.TAG_PEAK_MEM_KIND: result.timing.peak_mem_kind})
             metrics = _fit_metrics(result)
             if curve is not None and curve.best is not None:
                 metrics.update({keys.BEST_TRAIN_FID: curve.best[0], keys.BEST_STEP: curve.best[1]})
-            if result.stop_reason == PRUNED:
+            if result.stop_reason == STOP_PRUNED:
                 run.log_metrics(metrics, result.steps)
                 run.end_as("KILLED", f"pruned at generator step {result.steps}")
-                return RunResult(cfg.arch, cfg.seed, run.run_id, PRUNED, metrics, paths.checkpoint, run.outcome[1])
+                return RunResult(cfg.arch, cfg.seed, run.run_id, PRUNED, metrics, None, run.outcome[1])
             run.set_tags({keys.TAG_SELECTION: _select_checkpoint(cfg, gan, curve, paths, run)})
             if cfg.eval.enabled:
                 m, protocols = evaluate(gan, prep.reference, cfg.eval, cfg.workdir, cfg.seed, device, prep.plan.use)

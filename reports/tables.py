@@ -47,12 +47,16 @@ def extractors_in(df: pd.DataFrame) -> list[str]:
     return sorted(found, key=lambda e: (primary.index(e) if e in primary else len(primary), e))
 
 
+# the short names of the built-in extractors, for runs tracked before runs recorded them (ganbench 0.1.0)
+LABELS_OF_OLDER_RUNS = {"lenet-mnist": "LeNet", "inception-v3-compat": "Inception"}
+
+
 def label(df: pd.DataFrame, extractor: str) -> str:
     """The extractor's short name for headers, as its runs recorded it (tag ``protocol.<name>.label``)."""
     for d in df.get("labels", []):
         if isinstance(d, dict) and extractor in d:
             return d[extractor]
-    return extractor
+    return LABELS_OF_OLDER_RUNS.get(extractor, extractor)
 
 
 def _unavailable(df: pd.DataFrame) -> set[str]:

@@ -26,8 +26,7 @@ from bench import keys, signals
 from bench.config import CompareConfig, combine, load_compare_config, read_toml, require_name, validate
 from bench.errors import ConfigError, UserError
 from bench.harness import resolve_device
-from bench.hooks import PRUNED
-from bench.run import FAILED, prepare, train
+from bench.run import FAILED, PRUNED, prepare, train
 from bench.tracking import Tracker
 from studies.spaces import Param, space_for, to_config
 from studies.throughput import record_throughput

@@ -152,7 +152,9 @@ def train(
             result = run_train(cfg, progress=progress, resume=resume)
     for k, v in sorted(result.metrics.items()):
         typer.echo(f"{k:32s} {v:.6g}")
-    typer.echo(f"checkpoint: {result.checkpoint}\nMLflow run: {result.run_id}")
+    if result.checkpoint is not None:
+        typer.echo(f"checkpoint: {result.checkpoint}")
+    typer.echo(f"MLflow run: {result.run_id}")
     if result.status != "FINISHED":
         typer.secho(f"{arch} seed {seed}: {result.status}: {result.error}", fg="red", err=True)
         raise typer.Exit(1)

@@ -118,7 +118,8 @@ class ExtractorOptions:
     weights: StrictStr | None = None
 
     def __post_init__(self) -> None:
-        _require_one_of("use", self.use, EXTRACTOR_USE)
+        if self.use not in EXTRACTOR_USE:  # a ValueError: pydantic adds where it is (eval.extractors.<name>)
+            raise ValueError(f"use = {self.use!r} is not allowed; expected 'auto', 'on' or 'off'")
 
 
 @dataclass(frozen=True, config=_FROZEN)

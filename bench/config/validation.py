@@ -36,16 +36,48 @@ def _one_line(e: ValidationError, cls: type, prefix: str) -> str:
     """The first error of a pydantic ValidationError in ganbench's one-line form."""
     err = e.errors(include_url=False)[0]
     loc = [str(p) for p in err["loc"]]
-    key = prefix + ".".join(loc)
+    key = (prefix + ".".join(loc)).rstrip(".")
     kind = err["type"]
     if kind in ("unexpected_keyword_argument", "extra_forbidden"):
         return f"unknown key {key!r}; allowed: {', '.join(_fields_at(cls, loc[:-1]))}"
     if kind == "value_error":  # a config class's own check
-        return f"{key.rstrip('.') or cls.__name__}: {err['msg'].removeprefix('Value error, ')}"
+        return f"{key or cls.__name__}: {err['msg'].removeprefix('Value error, ')}"
     if kind in ("dataclass_type", "dict_type", "model_type"):
         return f"{key} must be a table, got {err['input']!r}"
     expected = _EXPECTED.get(kind.split("_")[0], err["msg"].lower())
     return f"{key} = {err['input']!r} has the wrong type; expected {expected}"
+
+
+def _is_table(tp: Any) -> bool:
+    return dataclasses.is_dataclass(tp) or tp is dict or typing.get_origin(tp) is dict
+
+
+def _tuples(value: Any) -> Any:
+    """TOML has lists only: read them as the tuples the config classes declare."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _check_types_strictly(cls: type, data: dict[str, Any], prefix: str) -> None:
+    """Each value against its field's type in pydantic's strict mode (``true`` is no int, ``"64"`` no int,
+    ``1.5`` no int; an int is a float), for plain dataclasses of plugins as for ganbench's own classes.
+    Tables (nested config classes) are left to their own validation."""
+    hints = typing.get_type_hints(cls)
+    for name, value in data.items():
+        tp = hints.get(name)  # an unknown key is reported by the validation proper
+        if tp is None:
+            continue
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            _check_types_strictly(tp, value, f"{prefix}{name}.")
+        elif typing.get_origin(tp) is dict and isinstance(value, dict):
+            item = typing.get_args(tp)[1]
+            for key, sub in value.items() if dataclasses.is_dataclass(item) else ():
+                if isinstance(sub, dict):
+                    _check_types_strictly(item, sub, f"{prefix}{name}.{key}.")
+        elif not _is_table(tp):
+            try:
+                _adapter(tp).validate_python(_tuples(value), strict=True)
+            except ValidationError as e:
+                raise ConfigError(_one_line(e, cls, f"{prefix}{name}.")) from None
 
 
 def validate(cls: type, data: Any, prefix: str = "") -> Any:
@@ -60,6 +92,7 @@ def validate(cls: type, data: Any, prefix: str = "") -> Any:
     unknown = sorted(set(data) - allowed)
     if unknown:  # checked here too: a plugin's plain dataclass would ignore unknown keys
         raise ConfigError(f"unknown key {prefix + unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    _check_types_strictly(cls, data, prefix)
     try:
         return _adapter(cls).validate_python(data)
     except ValidationError as e:

@@ -44,7 +44,7 @@ def run_metrics_benchmark(
         if not spec.reads(reference.spec.image_shape):
             continue
         if spec.heavy and device.type != "cuda" and name not in weights:
-            yield f"{name:22s} skipped: no GPU (pass its weights file to time it on this CPU)"
+            yield f"{name:22s} skipped: no GPU (pass its weights, e.g. --inception-weights, to time it on this CPU)"
             continue
         try:
             path = spec.weights(weights.get(name), True)

@@ -11,6 +11,7 @@ reference size, so a changed key never reuses stale statistics.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,14 @@ class ExtractorPlan:
 
     use: dict[str, Path]
     skipped: dict[str, str]
+
+    def params(self, cfg: EvalConfig) -> dict[str, str | None]:
+        """MLflow params: the resolved options of every extractor considered (``eval.extractors.<name>.*``)."""
+        out: dict[str, str | None] = {}
+        for name in [*self.use, *self.skipped]:
+            options = cfg.options(name)
+            out |= {f"eval.extractors.{name}.use": options.use, f"eval.extractors.{name}.weights": options.weights}
+        return out
 
     def tags(self) -> dict[str, str]:
         """Run tags: why each skipped extractor was not computed, and every extractor's label."""
@@ -198,7 +207,8 @@ def fidelity(
     cache_name = f"{reference.name}-{reference.split}-{name}-{sha[:16]}-n{n_ref}"
     # torch-fidelity's DataLoaders draw their seeds from the global torch RNG, once more when the reference
     # cache is cold: fork it, so evaluating never changes training (or depends on the cache's state)
-    with torch.random.fork_rng(devices=[]):
+    on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), on_device:  # torch-fidelity's .cuda() uses the current device
         out = torch_fidelity.calculate_metrics(
             input1=_Images(spec.prepare(generated)),
             input2=_Images(spec.prepare(ref)),

@@ -110,12 +110,12 @@ def test_latex_document_compiles(tmp_path):
 
     pdflatex = need("pdflatex", "texlive-latex-base texlive-latex-recommended")
     df = _runs()
+    notes = ["Protocol: lenet-mnist (sha256 4b83): 10000 samples_x & 100% --inception-weights"]
     doc = tables.latex_document(
         [
-            tables.latex_tabular(tables.display_frame(df, "latex")),
-            tables.latex_tabular(tables.paper_frame(df, "lenet-mnist", "latex")),
-        ],
-        ["Protocol: lenet-mnist (sha256 4b83): 10000 samples_x & 100% --inception-weights"],
+            (tables.latex_tabular(tables.display_frame(df, "latex")), notes),
+            (tables.latex_tabular(tables.paper_frame(df, "lenet-mnist", "latex")), notes),
+        ]
     )
     (tmp_path / "t.tex").write_text(doc)
     p = subprocess.run(

@@ -203,7 +203,8 @@ def test_killed_study_resumes_to_its_trial_count(workdir, mnist_root):
     stale = [t for t in study.trials if t.state.name == "FAIL"]
     assert len(stale) == 1 and runner.failures(study)[stale[0].number].startswith("stale")
     killed = [c for c in _children(workdir, "k") if c["tags"]["ganbench.trial"] == str(stale[0].number)]
-    assert [c["status"] for c in killed] == ["KILLED"]  # no MLflow run left RUNNING
+    # killed before its MLflow run was opened (checks come first) or after: never left RUNNING
+    assert [c["status"] for c in killed] in ([], ["KILLED"])
     (tp,) = throughput(study)  # kill -9 left no record; the resumption counts only its own trials
     assert tp["trials"] == sum(t.state.name == "COMPLETE" and t.number > stale[0].number for t in study.trials)
     assert {c["status"] for c in Tracker(workdir).search_runs(["k"])} <= {"FINISHED", "KILLED"}
