@@ -45,8 +45,28 @@ def _client(uri: str):
     for name in ("alembic", "mlflow.store.db.utils"):  # the store's schema set-up is not news
         logging.getLogger(name).setLevel(logging.WARNING)
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(uri[len("sqlite:///") :])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            _create_sqlite_store(path, MlflowClient)
     return MlflowClient(tracking_uri=uri)
+
+
+def _create_sqlite_store(path: Path, client_cls: Any) -> None:
+    """Create a SQLite store whole or not at all: MLflow builds its schema in a temporary file, which is
+    then linked into place (SIGINT/SIGTERM wait for it, see ``bench.signals``). A kill -9 leaves at most the
+    temporary file, never a half-made ``mlflow.db``; when two processes race, the first link wins and the
+    other one uses it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with signals.deferred():
+            client_cls(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)  # runs the migrations
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Run:
@@ -113,27 +133,44 @@ class Tracker:
     def __init__(self, workdir: str | os.PathLike[str]):
         self.workdir = Path(workdir).resolve()
         self.uri = tracking_uri(self.workdir)
-        self.client = _client(self.uri)
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            try:
+                self.workdir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                why = "a file is in the way" if isinstance(e, (FileExistsError, NotADirectoryError)) else e.strerror
+                raise UserError(f"--workdir {str(workdir)!r} cannot be used: {why or e}") from None
         self._probe()
 
     def _probe(self) -> None:
-        """Fail in seconds, before any training, when the store cannot be reached or opened."""
-        if self.uri.startswith(("http://", "https://")):
+        """Open the store, failing in seconds with one line, before any training, when it cannot be reached,
+        opened or is not an MLflow store (a legacy file store, an unknown scheme, a server that is no MLflow)."""
+        uri = self.uri
+        if uri.startswith("file:") or "://" not in uri:
+            raise UserError(
+                f"MLFLOW_TRACKING_URI = {uri!r} is a file store, which MLflow 3 no longer supports; unset it (the "
+                "workspace's SQLite store) or use sqlite:///PATH/mlflow.db or http://HOST:PORT"
+            )
+        if uri.startswith(("http://", "https://")):
             import requests
 
             try:
-                requests.get(self.uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+                requests.get(uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+                api = uri.rstrip("/") + "/api/2.0/mlflow/experiments/search"
+                requests.post(api, json={"max_results": 1}, timeout=5).raise_for_status()
             except Exception as e:
                 raise UserError(
-                    f"MLFLOW_TRACKING_URI = {self.uri!r} is unreachable ({type(e).__name__}); "
+                    f"MLFLOW_TRACKING_URI = {uri!r} is unreachable or not an MLflow server ({type(e).__name__}); "
                     "start the tracking server or unset MLFLOW_TRACKING_URI to use the workspace's store"
                 ) from None
-            return
         try:
-            self.client.search_experiments(max_results=1)
+            self.client = _client(uri)
+            if not uri.startswith(("http://", "https://")):
+                self.client.search_experiments(max_results=1)
+        except UserError:
+            raise
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"the MLflow store {self.uri!r} cannot be opened: {first}") from None
+            raise UserError(f"the MLflow store {uri!r} cannot be opened: {first}") from None
 
     def experiment_id(self, name: str, create: bool = True) -> str | None:
         exp = self.client.get_experiment_by_name(name)

@@ -207,10 +207,14 @@ SPEED_TITLE = "Training speed (ganbench bench speed)"
 
 
 def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> str:
-    """The tables the CLI prints after a report: the comparison, then the speed table if the experiments
-    hold ``ganbench bench speed`` rows."""
+    """What the CLI prints after a report, in 80 columns: the comparison's summary
+    (:func:`reports.tables.summary_frame`), then the speed table if the experiments hold ``ganbench bench
+    speed`` rows."""
     runs, speed = split_speed(collect(experiments, workdir))
-    parts = [tables.to_markdown(runs)] if len(runs) or not len(speed) else []
+    parts = []
+    if len(runs) or not len(speed):
+        frame, note = tables.summary_frame(runs)
+        parts.append(frame.to_markdown(index=False, disable_numparse=True, tablefmt="simple") + "\n\n" + note)
     return "\n\n".join(parts + ([tables.speed_markdown(speed)] if len(speed) else []))
 
 

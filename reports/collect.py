@@ -15,7 +15,8 @@ import os
 
 import pandas as pd
 
-from bench.tracking import Tracker, keys
+from bench.errors import UserError
+from bench.tracking import Tracker, keys, store_exists
 
 
 def _prefixed(tags: dict[str, str], prefix: str) -> dict[str, str]:
@@ -23,7 +24,13 @@ def _prefixed(tags: dict[str, str], prefix: str) -> dict[str, str]:
 
 
 def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only: bool = True) -> pd.DataFrame:
-    """Runs of ``experiments`` in the workspace's tracking store (raises UserError for an unknown one)."""
+    """Runs of ``experiments`` in the workspace's tracking store (raises UserError for an unknown one, and
+    when there is no store: none is created to be read)."""
+    if not store_exists(workdir):
+        raise UserError(
+            f"no MLflow store in {workdir} (no mlflow.db there, MLFLOW_TRACKING_URI unset); give the --workdir "
+            "the runs were made in"
+        )
     rows = []
     for r in Tracker(workdir).search_runs(experiments):
         tags = r["tags"]

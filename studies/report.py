@@ -30,7 +30,12 @@ from studies.throughput import throughput  # noqa: E402
 
 
 def load(name: str, storage: str | None, workdir: str | os.PathLike[str]) -> optuna.Study:
-    """Load the study; raises UserError if the storage has no study of that name."""
+    """Load the study; raises UserError if the storage has no study of that name (without creating a
+    journal file to look into)."""
+    journals = Path(workdir).resolve() / "optuna"
+    if storage is None and not (journals / f"{name}.journal").is_file():
+        known = sorted(p.stem for p in journals.glob("*.journal"))
+        raise UserError(f"no study {name!r} in {journals}; studies: {', '.join(known) or '(none)'}")
     st = open_storage(storage, workdir, name)
     names = [s.study_name for s in optuna.get_all_study_summaries(st)]
     if name not in names:
@@ -70,9 +75,9 @@ def _save(fig_or_ax, out: Path, name: str) -> str:
 
 def build_study_report(name: str, out_dir: str | os.PathLike[str], workdir: str, storage: str | None = None) -> Path:
     """Write the study report into ``out_dir``; returns it. Raises UserError for an unknown study."""
+    study = load(name, storage, workdir)
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    study = load(name, storage, workdir)
     df = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
     write_text(out / "trials.csv", df.to_csv(index=False))
     complete = df[df["state"] == "COMPLETE"]

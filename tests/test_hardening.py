@@ -175,3 +175,28 @@ def test_devices_this_machine_lacks_are_config_errors(device):
         from bench.harness import resolve_device
 
         resolve_device(load_compare_config(None, [f"train.device={device}"]).train.device)
+
+
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("./mlruns", "MLFLOW_TRACKING_URI = './mlruns' is a file store, which MLflow 3 no longer supports"),
+        ("file:///tmp/mlruns", "MLFLOW_TRACKING_URI = 'file:///tmp/mlruns' is a file store"),
+        ("garbage://x", "the MLflow store 'garbage://x' cannot be opened"),
+        ("sqlite:////proc/nope/mlflow.db", "the MLflow store 'sqlite:////proc/nope/mlflow.db' cannot be opened"),
+        ("http://127.0.0.1:1", "MLFLOW_TRACKING_URI = 'http://127.0.0.1:1' is unreachable or not an MLflow server"),
+    ],
+)
+def test_tracking_uris_that_cannot_work_are_one_line(uri, message, workdir, monkeypatch, mnist_root):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    r = runner.invoke(app, ["train", "vanilla", "--steps", "1", "-q", "--workdir", str(workdir)])
+    _one_error_line(r, message)
+
+
+@pytest.mark.parametrize("where", ["a-file", "a-file/under", "/proc/ganbench"])
+def test_a_workdir_that_cannot_be_a_folder_is_one_line(where, tmp_path, monkeypatch, mnist_root):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "a-file").write_text("x")
+    workdir = where if where.startswith("/") else str(tmp_path / where)
+    r = runner.invoke(app, ["train", "vanilla", "--steps", "1", "-q", "--workdir", workdir])
+    _one_error_line(r, f"--workdir '{workdir}' cannot be used")

@@ -207,7 +207,8 @@ def fidelity(
     cache_name = f"{reference.name}-{reference.split}-{name}-{sha[:16]}-n{n_ref}"
     # torch-fidelity's DataLoaders draw their seeds from the global torch RNG, once more when the reference
     # cache is cold: fork it, so evaluating never changes training (or depends on the cache's state)
-    on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    on_gpu = device.type == "cuda" and torch.cuda.is_available()  # (a test may name CUDA on a CPU machine)
+    on_device = torch.cuda.device(device) if on_gpu else contextlib.nullcontext()
     with torch.random.fork_rng(devices=[]), on_device:  # torch-fidelity's .cuda() uses the current device
         out = torch_fidelity.calculate_metrics(
             input1=_Images(spec.prepare(generated)),

@@ -129,3 +129,11 @@ def test_columns_follow_the_extractors_present():
     df = _runs().assign(**{keys.eval_key("inception-v3-compat", keys.FID): 5.0})
     headers = [c.header for c in tables.columns_for(df)]
     assert "FID (Inception) ↓" in headers and "FID (LeNet) ↓" in headers
+
+
+def test_the_terminal_summary_fits_80_columns_and_drops_empty_columns():
+    frame, note = tables.summary_frame(_runs())
+    assert list(frame.columns) == ["architecture", "FID", "seeds"]  # no IS, recall, AUC or timing in these runs
+    assert list(frame["FID"]) == ["13.00 ± 3.61", "32.00 ± 2.83"]  # the failed run's 1.0 is not averaged in
+    text = frame.to_markdown(index=False, tablefmt="simple") + "\n" + note
+    assert max(len(line) for line in text.splitlines()) <= 80 and "LeNet" in note
