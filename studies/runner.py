@@ -28,7 +28,7 @@ from bench.errors import ConfigError, UserError
 from bench.harness import resolve_device
 from bench.run import FAILED, PRUNED, prepare, train
 from bench.tracking import Tracker
-from studies.spaces import Param, space_for, to_config
+from studies.spaces import Param, check_space, space_for, to_config
 from studies.throughput import record_throughput
 
 SAMPLERS = ("tpe", "random", "cmaes")
@@ -100,12 +100,15 @@ def load_study(
     + command-line study options (``study_sets``) and config options (``overrides``, a nested dict)
     -> (StudyConfig, the trials' base CompareConfig, space overrides)."""
     data = read_toml(path) if path else {}
-    study = {**data.pop("study", {}), **{k: v for k, v in study_sets.items() if v is not None}}
+    study_table = data.pop("study", {})
+    if not isinstance(study_table, dict):
+        raise ConfigError(f"study must be a table ([study] with arch, trials, ...), got {study_table!r}")
+    study = {**study_table, **{k: v for k, v in study_sets.items() if v is not None}}
     space = data.pop("space", {})
     sc = validate(StudyConfig, study, "study.")
     identity = {"archs": [sc.arch], "seeds": [sc.seed], "experiment": sc.study_name}
     cc = load_compare_config(None, sets, base=combine(TUNE_DEFAULTS, data, identity), overrides=overrides)
-    space_for(sc.arch, space)  # validate the overrides now
+    check_space(sc.arch, space_for(sc.arch, space), dataclasses.asdict(cc))  # every value, before any trial
     return sc, cc, space
 
 
@@ -121,7 +124,9 @@ def open_storage(url: str | None, workdir: str | os.PathLike[str], name: str) ->
     if not url.startswith(("postgresql", "mysql", "sqlite")):
         raise UserError(f"--storage {url!r} is not supported; use postgresql://user:pass@host/db or journal:PATH")
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+        # a server that accepts TCP but never answers fails in seconds, not minutes (libpq's connect_timeout)
+        engine = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
     except Exception as e:  # sqlalchemy OperationalError, missing driver
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"--storage {url!r} cannot be opened: {first}") from None
@@ -166,6 +171,10 @@ def objective(
         with signals.deferred():
             trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
         raise
+    except KeyboardInterrupt as e:  # Ctrl-C / SIGTERM: the trial is not a result; re-running resumes the study
+        with signals.deferred():
+            trial.study.set_user_attr(f"{STALE}{trial.number}", f"stale: {e or 'interrupted'}")
+        raise
     with signals.deferred():
         if result.run_id is not None:
             trial.set_user_attr("mlflow_run_id", result.run_id)
@@ -191,7 +200,7 @@ def _state_callback(tracker: Tracker):
 
 def _worker(payload: dict[str, Any], n_trials: int, worker: int) -> None:
     """One worker process: load the study and run ``n_trials`` trials of it."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: our one line each
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     if payload.get("threads"):  # K processes on one CPU: share the cores instead of oversubscribing them
         import torch
@@ -232,7 +241,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
     journal storage are marked FAIL ("stale") first (the journal has no heartbeat; run one launcher per
     study and host) and do not count toward ``sc.trials``. Raises UserError for bad storage.
     """
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: our one line each
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     prepare(cc.run(sc.arch, sc.seed), resolve_device(cc.train.device))  # data, extractors: before any file
     storage = open_storage(sc.storage, cc.workdir, sc.study_name)

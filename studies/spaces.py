@@ -69,6 +69,8 @@ def space_for(arch: str, overrides: dict[str, dict[str, Any]] | None = None) -> 
     Raises ConfigError for an override that is not a table or has unknown keys or a bad range.
     """
     params = {p.name: p for p in SPACES.get(arch, GENERIC)}
+    if not isinstance(overrides or {}, dict):
+        raise ConfigError(f"space must be a table of [space.<name>] tables, got {overrides!r}")
     for name, spec in (overrides or {}).items():
         if not isinstance(spec, dict):
             raise ConfigError(f"space.{name} must be a table (low/high/log, choices or fixed), got {spec!r}")
@@ -77,6 +79,7 @@ def space_for(arch: str, overrides: dict[str, dict[str, Any]] | None = None) -> 
             raise ConfigError(
                 f"unknown key 'space.{name}.{sorted(unknown)[0]}'; allowed: choices, fixed, high, log, low, targets"
             )
+        _check_override(name, spec)
         base = params.get(name) or Param(name, tuple(spec.get("targets", (name,))), "float")
         if "choices" in spec:
             base = replace(base, kind="categorical", choices=tuple(spec["choices"]))
@@ -93,6 +96,45 @@ def space_for(arch: str, overrides: dict[str, dict[str, Any]] | None = None) -> 
             raise ConfigError(f"space.{name}: a log range needs low > 0, got {base.low}")
         params[name] = base
     return tuple(params.values())
+
+
+def _check_override(name: str, spec: dict[str, Any]) -> None:
+    """The types of a ``[space.<name>]`` table: numbers for low/high, a non-empty list for choices, a bool
+    for log, a list of config keys for targets. Raises ConfigError naming the key."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    checks = {
+        "low": (number, "a number"),
+        "high": (number, "a number"),
+        "log": (lambda v: isinstance(v, bool), "true or false"),
+        "choices": (lambda v: isinstance(v, list) and len(v) > 0, "a non-empty list"),
+        "targets": (lambda v: isinstance(v, list) and v and all(isinstance(t, str) for t in v), "a list of keys"),
+    }
+    for key, (ok, allowed) in checks.items():
+        if key in spec and not ok(spec[key]):
+            raise ConfigError(f"space.{name}.{key} = {spec[key]!r} is not allowed; expected {allowed}")
+
+
+def check_space(arch: str, space: tuple[Param, ...], base: dict[str, Any]) -> None:
+    """Validate every value a study can try before its first trial: the fixed value, both ends of a range,
+    every choice, each through the config of a trial (``base`` is the trials' base config as a dict).
+
+    Raises ConfigError naming the parameter: an unknown target (``[space.x]`` for a key the architecture
+    lacks), a value of the wrong type or out of range.
+    """
+    from bench.config import load_compare_config
+
+    for p in space:
+        values = [p.fixed] if p.fixed is not None else list(p.choices) if p.kind == "categorical" else [p.low, p.high]
+        for value in values:
+            if p.kind == "int" and p.fixed is None:
+                value = int(value)
+            try:
+                load_compare_config(base=base, overrides=to_config(arch, (p,), {p.name: value}))
+            except ConfigError as e:
+                raise ConfigError(f"space.{p.name} = {value!r}: {e}") from None
 
 
 def to_config(arch: str, space: tuple[Param, ...], values: dict[str, Any]) -> dict[str, Any]:

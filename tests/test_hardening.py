@@ -200,3 +200,25 @@ def test_a_workdir_that_cannot_be_a_folder_is_one_line(where, tmp_path, monkeypa
     workdir = where if where.startswith("/") else str(tmp_path / where)
     r = runner.invoke(app, ["train", "vanilla", "--steps", "1", "-q", "--workdir", workdir])
     _one_error_line(r, f"--workdir '{workdir}' cannot be used")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[study]\narch = "dcgan"\n[space.lr]\nlow = "small"\n', "space.lr.low = 'small' is not allowed"),
+        ("study = 5\n", "study must be a table"),
+        ('[study]\narch = "dcgan"\n[space.z_dim]\nchoices = 5\n', "space.z_dim.choices = 5 is not allowed"),
+        ('[study]\narch = "dcgan"\n[space.nope]\nlow = 0.1\nhigh = 0.5\n', "space.nope = 0.1: unknown key"),
+        ('[study]\narch = "dcgan"\n[space.z_dim]\nfixed = "big"\n', "space.z_dim = 'big': model.dcgan.z_dim"),
+        (
+            '[study]\narch = "dcgan"\n[space.lr]\nlow = 1e-4\nhigh = 1e-2\n[space.beta1]\nhigh = 1.5\n',
+            "space.beta1 = 1.5: model.dcgan: beta1 = 1.5 is out of range",
+        ),  # fmt: skip
+    ],
+)
+def test_a_study_file_is_validated_whole_before_the_first_trial(text, message, tmp_path, workdir, mnist_root):
+    study = tmp_path / "study.toml"
+    study.write_text(text)
+    r = runner.invoke(app, ["tune", "--config", str(study), "--workdir", str(workdir)])
+    _one_error_line(r, message)
+    assert not workdir.exists()

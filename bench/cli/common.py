@@ -45,6 +45,13 @@ InceptionWeightsOpt = Annotated[
 ]
 
 
+RESUME_HINTS = {  # how each command continues after Ctrl-C / SIGTERM
+    "compare": " (resume with the same command and --resume)",
+    "train": " (resume with --resume CHECKPOINT)",
+    "tune": " (re-run the same ganbench tune to resume the study)",
+}
+
+
 def errors(fn):
     """Turn UserError into one line on stderr and exit 2 (``--debug`` re-raises it); Ctrl-C / SIGTERM into
     exit 130 / 143."""
@@ -59,7 +66,8 @@ def errors(fn):
             typer.echo(f"error: {one_line(str(e))}", err=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (bench.signals): the run ended KILLED
-            typer.echo(f"{e or 'interrupted'}; the run is marked KILLED (resume with --resume)", err=True)
+            hint = RESUME_HINTS.get(fn.__name__, "")
+            typer.echo(f"{e or 'interrupted'}; the run is marked KILLED{hint}", err=True)
             raise typer.Exit(getattr(e, "exit_code", 130)) from None
 
     return wrapper
