@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from bench.atomic import write_atomic
+from bench.config import flatten
 from bench.errors import CheckpointError
 
 FORMAT = "ganbench-checkpoint"
@@ -96,3 +97,37 @@ def check_arch(state: dict[str, Any], arch: str, source: str | os.PathLike[str])
     """Raise CheckpointError unless the checkpoint ``state`` (read from ``source``) is of architecture ``arch``."""
     if state.get("arch") != arch:
         raise CheckpointError(f"checkpoint {str(source)!r} is for architecture {state.get('arch')!r}, not {arch!r}")
+
+
+def foreign_run(resume: str | os.PathLike[str] | None, run_id: str, store: str) -> str:
+    """The message for a checkpoint whose MLflow run is not in the store at hand."""
+    return (
+        f"checkpoint {str(resume)!r} continues MLflow run {run_id}, which is not in {store}; resume it with the "
+        "--workdir (or MLFLOW_TRACKING_URI) it was made with"
+    )
+
+
+# what a resumed run cannot change: its state was made with them (the model, its optimiser, the data order)
+FIXED_ON_RESUME = ("arch", "seed", "model.", "data.dataset", "train.batch_size", "train.precision")
+
+
+def check_resumable(state: dict[str, Any], cfg: Any, gan: Any, source: str | os.PathLike[str]) -> None:
+    """Raise CheckpointError, before any run is reopened, unless the checkpoint ``state`` can continue as
+    ``cfg``: same architecture, the values of :data:`FIXED_ON_RESUME` unchanged (an override the resumed run
+    would not apply is refused, never recorded), and weights that fit the model ``gan``."""
+    check_arch(state, cfg.arch, source)
+    stored, wanted = flatten(state["config"]), cfg.flat()
+    for key in sorted(wanted):
+        if key.startswith(FIXED_ON_RESUME) and key in stored and stored[key] != wanted[key]:
+            name = key.replace("model.", f"model.{cfg.arch}.", 1)  # as the user writes it
+            raise CheckpointError(
+                f"{name} = {wanted[key]!r} differs from the checkpoint's {stored[key]!r}; a resumed run keeps "
+                "its model, seed, dataset, batch size and precision (start a new run to change them)"
+            )
+    try:
+        gan.generator.load_state_dict(state["generator"])
+        gan.discriminator.load_state_dict(state["discriminator"])
+    except (KeyError, RuntimeError) as e:
+        raise CheckpointError(
+            f"checkpoint {str(source)!r} does not match the model: {str(e).splitlines()[0]}"
+        ) from None

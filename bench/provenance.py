@@ -17,8 +17,16 @@ import bench
 
 @lru_cache(maxsize=1)
 def git_commit() -> str:
-    """The commit of the ganbench source tree ('+dirty' with uncommitted changes), or 'not a git checkout'."""
+    """The commit of the ganbench source tree ('+dirty' with uncommitted changes): read from git in a checkout
+    (an editable install), else the commit setup.py recorded when the package was built from a clone, else
+    says that none was recorded (a wheel built outside a git checkout)."""
     src = Path(bench.__file__).resolve().parents[1]
+    if not (src / ".git").exists():  # an installed copy: the commit recorded at build time
+        try:
+            from bench._build_info import GIT_COMMIT
+        except ImportError:
+            GIT_COMMIT = None
+        return f"{GIT_COMMIT} (recorded at install)" if GIT_COMMIT else "unknown (installed without a git checkout)"
     try:
         sha = subprocess.run(
             ["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"],

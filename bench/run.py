@@ -175,14 +175,14 @@ def train(
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, data.spec.image_shape, data.spec.num_classes)
     if state is not None:
-        check_resumable(state, cfg, gan, resume)
+        checkpoint.check_resumable(state, cfg, gan, resume)
     sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device)
     run_id = (state or {}).get("mlflow_run_id")
     if run_id and tracker is None and not store_exists(cfg.workdir):
-        raise CheckpointError(_foreign_run(resume, run_id, f"{cfg.workdir} (no MLflow store there)"))
+        raise CheckpointError(checkpoint.foreign_run(resume, run_id, f"{cfg.workdir} (no MLflow store there)"))
     tracker = tracker or Tracker(cfg.workdir)  # everything is checked: now the store may be opened
     if run_id and not tracker.has_run(run_id):
-        raise CheckpointError(_foreign_run(resume, run_id, tracker.uri))
+        raise CheckpointError(checkpoint.foreign_run(resume, run_id, tracker.uri))
     all_tags = {**run_tags(cfg.arch, cfg.seed, keys.KIND_RUN, prep.plan), **(tags or {})}
     run: Run | None = None
     try:
@@ -216,39 +216,6 @@ def train(
     except Exception as e:  # the run ended FAILED (bench.tracking); the result says why
         return RunResult(cfg.arch, cfg.seed, run.run_id if run else None, FAILED, error=f"{type(e).__name__}: {e}")
     return RunResult(cfg.arch, cfg.seed, run.run_id, FINISHED, metrics, paths.checkpoint)
-
-
-def _foreign_run(resume: str | Path | None, run_id: str, store: str) -> str:
-    return (
-        f"checkpoint {str(resume)!r} continues MLflow run {run_id}, which is not in {store}; resume it with the "
-        "--workdir (or MLFLOW_TRACKING_URI) it was made with"
-    )
-
-
-# what a resumed run cannot change: its state was made with them (the model, its optimiser, the data order)
-FIXED_ON_RESUME = ("arch", "seed", "model.", "data.dataset", "train.batch_size", "train.precision")
-
-
-def check_resumable(state: dict[str, Any], cfg: RunConfig, gan: Any, source: str | Path) -> None:
-    """Raise CheckpointError, before any run is reopened, unless the checkpoint ``state`` can continue as
-    ``cfg``: same architecture, the values of :data:`FIXED_ON_RESUME` unchanged (an override the resumed run
-    would not apply is refused, never recorded), and weights that fit the model ``gan``."""
-    checkpoint.check_arch(state, cfg.arch, source)
-    stored, wanted = flatten(state["config"]), cfg.flat()
-    for key in sorted(wanted):
-        if key.startswith(FIXED_ON_RESUME) and key in stored and stored[key] != wanted[key]:
-            name = key.replace("model.", f"model.{cfg.arch}.", 1)  # as the user writes it
-            raise CheckpointError(
-                f"{name} = {wanted[key]!r} differs from the checkpoint's {stored[key]!r}; a resumed run keeps "
-                "its model, seed, dataset, batch size and precision (start a new run to change them)"
-            )
-    try:
-        gan.generator.load_state_dict(state["generator"])
-        gan.discriminator.load_state_dict(state["discriminator"])
-    except (KeyError, RuntimeError) as e:
-        raise CheckpointError(
-            f"checkpoint {str(source)!r} does not match the model: {str(e).splitlines()[0]}"
-        ) from None
 
 
 def _select_checkpoint(cfg: RunConfig, gan: Any, curve: PeriodicEval | None, paths: RunPaths, run: Run) -> str:

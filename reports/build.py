@@ -21,6 +21,7 @@ import datetime as _dt
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 import bench
@@ -206,6 +207,34 @@ def _figures(df: pd.DataFrame, fig_dir: Path, tracker: Tracker, primary: str | N
 SPEED_TITLE = "Training speed (ganbench bench speed)"
 
 
+def summary_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The comparison in 80 columns for a terminal: architecture, FID (mean ± std), IS, recall (the first
+    extractor's), D ROC-AUC, ms/step (means) and seeds; a column with no number in any row is left out.
+    Returns the frame and a note naming the extractor and where the full table is."""
+    agg = tables.aggregate(df)
+    ext = next(iter(tables.extractors_in(df)), None)
+    picks = [
+        (keys.eval_key(ext, keys.FID), "FID", 2) if ext else None,
+        (keys.eval_key(ext, keys.IS_MEAN), "IS", 2) if ext else None,
+        (keys.eval_key(ext, keys.RECALL), "recall", 3) if ext else None,
+        (keys.D_ROC_AUC, "D ROC-AUC", 3),
+        (keys.MS_PER_STEP_P50, "ms/step", 1),
+    ]
+    names = [tables.FLOOR_LABEL if k == keys.KIND_FLOOR else a for a, k in zip(agg["arch"], agg["kind"], strict=True)]
+    out = pd.DataFrame({"architecture": names})
+    for key, header, decimals in filter(None, picks):
+        values = agg.get(f"{key} mean", pd.Series(np.nan, index=agg.index))
+        stds = agg.get(f"{key} std", pd.Series(np.nan, index=agg.index)) if header == "FID" else values * np.nan
+        if values.notna().any():
+            out[header] = [
+                "–" if np.isnan(v) else f"{v:.{decimals}f}" + ("" if np.isnan(e) else f" ± {e:.{decimals}f}")
+                for v, e in zip(values, stds, strict=True)
+            ]
+    out["seeds"] = [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
+    note = f"FID, IS, recall on {tables.label(df, ext)} features ({ext}). " if ext else ""
+    return out, note + "Means (FID ± std) over seeds;\nthe full table, every metric with its std, is in the report."
+
+
 def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> str:
     """What the CLI prints after a report, in 80 columns: the comparison's summary
     (:func:`reports.tables.summary_frame`), then the speed table if the experiments hold ``ganbench bench
@@ -213,7 +242,7 @@ def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> st
     runs, speed = split_speed(collect(experiments, workdir))
     parts = []
     if len(runs) or not len(speed):
-        frame, note = tables.summary_frame(runs)
+        frame, note = summary_frame(runs)
         parts.append(frame.to_markdown(index=False, disable_numparse=True, tablefmt="simple") + "\n\n" + note)
     return "\n\n".join(parts + ([tables.speed_markdown(speed)] if len(speed) else []))
 

@@ -178,34 +178,6 @@ def display_frame(df: pd.DataFrame, style: str = "md") -> pd.DataFrame:
     return out
 
 
-def summary_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The comparison in 80 columns for a terminal: architecture, FID (mean ± std), IS, recall (the first
-    extractor's), D ROC-AUC, ms/step (means) and seeds; a column with no number in any row is left out.
-    Returns the frame and a note naming the extractor and where the full table is."""
-    agg = aggregate(df)
-    ext = next(iter(extractors_in(df)), None)
-    picks = [
-        (keys.eval_key(ext, keys.FID), "FID", 2) if ext else None,
-        (keys.eval_key(ext, keys.IS_MEAN), "IS", 2) if ext else None,
-        (keys.eval_key(ext, keys.RECALL), "recall", 3) if ext else None,
-        (keys.D_ROC_AUC, "D ROC-AUC", 3),
-        (keys.MS_PER_STEP_P50, "ms/step", 1),
-    ]
-    names = [FLOOR_LABEL if k == keys.KIND_FLOOR else a for a, k in zip(agg["arch"], agg["kind"], strict=True)]
-    out = pd.DataFrame({"architecture": names})
-    for key, header, decimals in filter(None, picks):
-        values = agg.get(f"{key} mean", pd.Series(np.nan, index=agg.index))
-        stds = agg.get(f"{key} std", pd.Series(np.nan, index=agg.index)) if header == "FID" else values * np.nan
-        if values.notna().any():
-            out[header] = [
-                "–" if np.isnan(v) else f"{v:.{decimals}f}" + ("" if np.isnan(e) else f" ± {e:.{decimals}f}")
-                for v, e in zip(values, stds, strict=True)
-            ]
-    out["seeds"] = [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
-    note = f"FID, IS, recall on {label(df, ext)} features ({ext}). " if ext else ""
-    return out, note + "Means (FID ± std) over seeds;\nthe full table, every metric with its std, is in the report."
-
-
 def _latex_header(header: str) -> str:
     return header.replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$").replace("%", r"\%")
 

@@ -222,3 +222,31 @@ def test_a_study_file_is_validated_whole_before_the_first_trial(text, message, t
     r = runner.invoke(app, ["tune", "--config", str(study), "--workdir", str(workdir)])
     _one_error_line(r, message)
     assert not workdir.exists()
+
+
+def test_an_http_server_that_is_no_mlflow_is_one_line(workdir, monkeypatch, mnist_root):
+    """/health answers 200, but the tracking API does not exist there."""
+    import http.server
+    import threading
+
+    class HealthOnly(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200)
+            self.end_headers()
+
+        def do_POST(self):  # noqa: N802
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), HealthOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        uri = f"http://127.0.0.1:{server.server_port}"
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        r = runner.invoke(app, ["train", "vanilla", "--steps", "1", "-q", "--workdir", str(workdir)])
+        _one_error_line(r, f"MLFLOW_TRACKING_URI = '{uri}' is unreachable or not an MLflow server (HTTPError)")
+    finally:
+        server.shutdown()

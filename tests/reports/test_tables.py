@@ -132,7 +132,9 @@ def test_columns_follow_the_extractors_present():
 
 
 def test_the_terminal_summary_fits_80_columns_and_drops_empty_columns():
-    frame, note = tables.summary_frame(_runs())
+    from reports.build import summary_frame
+
+    frame, note = summary_frame(_runs())
     assert list(frame.columns) == ["architecture", "FID", "seeds"]  # no IS, recall, AUC or timing in these runs
     assert list(frame["FID"]) == ["13.00 ± 3.61", "32.00 ± 2.83"]  # the failed run's 1.0 is not averaged in
     text = frame.to_markdown(index=False, tablefmt="simple") + "\n" + note
