@@ -250,3 +250,12 @@ def test_an_http_server_that_is_no_mlflow_is_one_line(workdir, monkeypatch, mnis
         _one_error_line(r, f"MLFLOW_TRACKING_URI = '{uri}' is unreachable or not an MLflow server (HTTPError)")
     finally:
         server.shutdown()
+
+
+def test_extractor_weights_that_are_random_bytes_fail_before_training(tmp_path, workdir, mnist_root):
+    weights = tmp_path / "random.pth"
+    weights.write_bytes(bytes(range(256)) * 64)
+    args = ["train", "vanilla", "--steps", "1", "-q", "--extractor", "inception-v3-compat"]
+    r = runner.invoke(app, [*args, "--inception-weights", str(weights), "--workdir", str(workdir)])
+    _one_error_line(r, f"{weights} is not a weights file torch can read")
+    assert not workdir.exists()

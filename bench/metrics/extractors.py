@@ -104,6 +104,16 @@ def inception_cache_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
 
 
+@lru_cache(maxsize=8)
+def _check_readable(path: str) -> None:
+    """Raise WeightsUnavailable unless torch reads ``path`` as weights (tensors only)."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WeightsUnavailable(f"{path} is not a weights file torch can read ({first[:200]})") from None
+
+
 def _inception_weights(path: str | None, download: bool) -> Path:
     """An explicit file, else the torch hub cache, else (if ``download``) torch-fidelity's download.
 
@@ -115,9 +125,13 @@ def _inception_weights(path: str | None, download: bool) -> Path:
             raise WeightsUnavailable(
                 f"--inception-weights / eval.extractors.inception-v3-compat.weights = {path!r} is not a file"
             )
+        if download:  # it will be used: a file torch cannot read fails now, not after training
+            _check_readable(str(p))
         return p
     cached = inception_cache_path()
     if cached.is_file():
+        if download:
+            _check_readable(str(cached))
         return cached
     hint = f"place {INCEPTION_FILE} (from {URL_INCEPTION_V3}) in {cached.parent}/ or pass --inception-weights PATH"
     if not download:
