@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,14 +44,56 @@ def _client(uri: str):
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
-    for name in ("alembic", "mlflow.store.db.utils"):  # the store's schema set-up is not news
-        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema set-up is not news
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///") :])
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and _half_made(path):  # set aside (kept), then built anew below
+            aside = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+            os.replace(path, aside)
+            message = f"the MLflow store {path} was half-made and held no runs: moved to {aside.name}, rebuilt"
+            warnings.warn(message, StoreWarning, stacklevel=2)
         if not path.exists():
             _create_sqlite_store(path, MlflowClient)
     return MlflowClient(tracking_uri=uri)
+
+
+class StoreWarning(UserWarning):
+    """The workspace's store was repaired (the CLI prints it as one ``warning:`` line)."""
+
+
+def _open(uri: str) -> Any:
+    """An MLflow client of ``uri`` whose store answered (MLflow's own error log is held back: the caller
+    turns a failure into one line)."""
+    import logging
+
+    db_log = logging.getLogger("mlflow.store.db.utils")
+    db_log.setLevel(logging.CRITICAL)
+    try:
+        client = _client(uri)
+        if not uri.startswith(("http://", "https://")):
+            client.search_experiments(max_results=1)
+        return client
+    finally:
+        db_log.setLevel(logging.WARNING)  # later: its warnings and errors, not its schema news
+
+
+def _half_made(store: Path) -> bool:
+    """Whether the SQLite file ``store`` is a store whose creation was cut short (by an older ganbench, which
+    created it in place): MLflow never stamped its schema (no ``alembic_version`` row) and it holds no run.
+    Such a file is safe to set aside; a store with a stamped schema or with runs never is."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+            def empty(table: str) -> bool:
+                return table not in tables or db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0
+
+            return empty("alembic_version") and empty("runs")
+    except sqlite3.Error:
+        return False
 
 
 def _create_sqlite_store(path: Path, client_cls: Any) -> None:
@@ -163,11 +207,7 @@ class Tracker:
                     "start the tracking server or unset MLFLOW_TRACKING_URI to use the workspace's store"
                 ) from None
         try:
-            self.client = _client(uri)
-            if not uri.startswith(("http://", "https://")):
-                self.client.search_experiments(max_results=1)
-        except UserError:
-            raise
+            self.client = _open(uri)
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(f"the MLflow store {uri!r} cannot be opened: {first}") from None

@@ -129,10 +129,12 @@ app.add_typer(bench_app, name="bench")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A skipped plugin is one ``warning:`` line on stderr; other warnings keep Python's format."""
+    """ganbench's own warnings (a skipped plugin, a repaired store) are one ``warning:`` line on stderr;
+    other warnings keep Python's format."""
     from architectures import PluginWarning
+    from bench.tracking import StoreWarning
 
-    if issubclass(category, PluginWarning):
+    if issubclass(category, (PluginWarning, StoreWarning)):
         typer.echo(f"warning: {one_line(str(message))}", err=True)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)

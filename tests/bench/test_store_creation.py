@@ -28,3 +28,37 @@ def test_sigterm_while_the_store_is_created_leaves_a_usable_workspace(tmp_path, 
     assert set(leftovers) <= {"mlflow.db"}, (leftovers, err)  # the whole store or nothing, no temporary file
     tracker = Tracker(ws)  # usable: opens (or creates) and writes
     assert tracker.experiment_id("after-sigterm") is not None
+
+
+def test_a_half_made_store_holding_no_runs_is_set_aside_and_rebuilt(tmp_path, monkeypatch):
+    """What an older version left after a signal mid-creation: a schema cut short, no run in it."""
+    import sqlite3
+
+    from bench.tracking import StoreWarning
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with sqlite3.connect(ws / "mlflow.db") as db:
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, name VARCHAR(256))")
+    with pytest.warns(StoreWarning, match="was half-made and held no runs: moved to mlflow.db.broken-"):
+        tracker = Tracker(ws)
+    assert tracker.experiment_id("after-repair") is not None
+    assert len(list(ws.glob("mlflow.db.broken-*"))) == 1  # kept, not deleted
+
+
+def test_a_store_holding_runs_is_never_set_aside(tmp_path, monkeypatch):
+    import sqlite3
+
+    from bench.errors import UserError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with sqlite3.connect(ws / "mlflow.db") as db:  # unreadable for MLflow, but it holds a run
+        db.execute("CREATE TABLE runs (run_uuid VARCHAR(32))")
+        db.execute("INSERT INTO runs VALUES ('abc')")
+        db.execute("CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY)")
+    with pytest.raises(UserError, match="cannot be opened"):
+        Tracker(ws)
+    assert [p.name for p in ws.iterdir()] == ["mlflow.db"]
