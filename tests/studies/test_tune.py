@@ -231,3 +231,27 @@ def test_shipped_study_file_is_valid():
     params = {p.name: p for p in runner.space_for("dcgan", space)}
     assert (params["lr"].low, params["lr"].high, params["lr"].log) == (5e-5, 1e-3, True)
     assert params["z_dim"].fixed == 100
+
+
+def test_sigterm_of_tune_is_one_line_and_the_interrupted_trial_does_not_count(workdir, mnist_root):
+    args = ["tune", "vanilla", "--trials", "2", "--steps", "3000", "--pruner", "none", "--study-name", "t"]
+    cmd = [sys.executable, "-m", "bench.cli", *args, *_cli_sets(workdir), "--set", "train.eval_every=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    storage_path = workdir / "optuna" / "t.journal"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # SIGTERM once the first trial runs
+        assert proc.poll() is None, proc.communicate()
+        if storage_path.exists():
+            trials = optuna.load_study(study_name="t", storage=open_storage(None, workdir, "t")).trials
+            if trials and trials[-1].state == optuna.trial.TrialState.RUNNING:
+                break
+        time.sleep(0.2)
+    time.sleep(2)  # well inside the trial's run
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err and "re-run the same ganbench tune to resume the study" in err, err
+    study = optuna.load_study(study_name="t", storage=open_storage(None, workdir, "t"))
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert runner.failures(study)[trial.number] == "stale: interrupted by SIGTERM"  # not counted toward --trials
