@@ -42,6 +42,8 @@ def _client(uri: str):
     import logging
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # a PostgreSQL server that accepts TCP but never answers fails in seconds (libpq reads this variable)
+    os.environ.setdefault("PGCONNECT_TIMEOUT", "5")
     from mlflow.tracking import MlflowClient
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the store's schema set-up is not news

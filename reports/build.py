@@ -103,12 +103,15 @@ def build_report(
     )
     pw = pairwise_frame(df, primary) if primary else pd.DataFrame()
     have_pw = bool(len(pw) and pw["p"].notna().any())
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--out {str(out)!r} cannot be used: {e.strerror or e}") from None
     speed_sections = [_speed_section(speed)] if len(speed) else []
     sections = _sections(df, out, workdir, primary, pw if have_pw else None) if len(df) else []
     sections += speed_sections
     title = f"ganbench report: {', '.join(experiments)}"
     provenance = _provenance(pd.concat([df, speed]), experiments)
-    out.mkdir(parents=True, exist_ok=True)
     if "md" in formats:
         write_text(out / "report.md", render.markdown(title, sections, provenance))
         if len(df):

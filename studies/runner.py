@@ -119,13 +119,16 @@ def open_storage(url: str | None, workdir: str | os.PathLike[str], name: str) ->
     """
     if url is None or url.startswith("journal:"):
         path = Path(url[len("journal:") :]) if url else Path(workdir).resolve() / "optuna" / f"{name}.journal"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        except OSError as e:
+            raise UserError(f"--storage journal:{path} cannot be used: {e.strerror or e}") from None
     if not url.startswith(("postgresql", "mysql", "sqlite")):
         raise UserError(f"--storage {url!r} is not supported; use postgresql://user:pass@host/db or journal:PATH")
     try:
         # a server that accepts TCP but never answers fails in seconds, not minutes (libpq's connect_timeout)
-        engine = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
+        engine = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgresql") else {}
         return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
     except Exception as e:  # sqlalchemy OperationalError, missing driver
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -259,3 +259,32 @@ def test_extractor_weights_that_are_random_bytes_fail_before_training(tmp_path, 
     r = runner.invoke(app, [*args, "--inception-weights", str(weights), "--workdir", str(workdir)])
     _one_error_line(r, f"{weights} is not a weights file torch can read")
     assert not workdir.exists()
+
+
+def test_output_places_under_proc_are_one_line(finished):
+    workdir, _, _ = finished
+    r = runner.invoke(app, ["report", "--experiment", "mnist-compare", "--out", "/proc/ganbench-report",
+                            "--workdir", str(workdir)])  # fmt: skip
+    _one_error_line(r, "--out '/proc/ganbench-report' cannot be used")
+    r = runner.invoke(app, ["tune", "vanilla", "--storage", "journal:/proc/ganbench/x.journal",
+                            "--workdir", str(workdir)])  # fmt: skip
+    _one_error_line(r, "--storage journal:/proc/ganbench/x.journal cannot be used")
+
+
+def test_a_database_that_accepts_but_never_answers_fails_in_seconds(workdir):
+    """A TCP port that accepts connections and then says nothing (a hung PostgreSQL, a firewall)."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held = []
+    threading.Thread(target=lambda: [held.append(listener.accept()) for _ in range(8)], daemon=True).start()
+    url = f"postgresql://nobody:x@127.0.0.1:{listener.getsockname()[1]}/none"
+    t0 = time.monotonic()
+    r = runner.invoke(app, ["tune", "vanilla", "--trials", "1", "--storage", url, "--workdir", str(workdir)])
+    assert time.monotonic() - t0 < 30  # libpq's connect_timeout (5 s), not the ~135 s of the default
+    _one_error_line(r, f"--storage '{url}' cannot be opened")
+    listener.close()
