@@ -165,6 +165,12 @@ def to_uint8(images: Tensor) -> Tensor:
     return ((images.detach().float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def check_batch_size(batch_size: int, n_images: int, split: str = "the split") -> None:
+    """Raise ConfigError if one batch needs more images than ``split`` holds."""
+    if batch_size > n_images:
+        raise ConfigError(f"train.batch_size = {batch_size} exceeds the {n_images} images of {split}")
+
+
 class Sampler(Protocol):
     """What ``bench.harness.fit`` draws real batches from.
 
@@ -191,8 +197,7 @@ class BatchSampler:
     """
 
     def __init__(self, images: Tensor, batch_size: int, seed: int, device: torch.device | str | None = None):
-        if batch_size > images.shape[0]:
-            raise ConfigError(f"train.batch_size = {batch_size} exceeds the {images.shape[0]} images of the split")
+        check_batch_size(batch_size, images.shape[0])
         self.images, self.batch_size, self.seed = images, batch_size, seed
         self.device = torch.device(device) if device is not None else images.device
         self.per_epoch = images.shape[0] // batch_size

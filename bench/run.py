@@ -21,7 +21,7 @@ from architectures import build_gan
 from bench import checkpoint, keys
 from bench.atomic import write_text
 from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
-from bench.data import BatchSampler, ImageData, load
+from bench.data import BatchSampler, ImageData, check_batch_size, load
 from bench.errors import CheckpointError, ConfigError, UserError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
 from bench.hooks import PRUNED as STOP_PRUNED
@@ -29,6 +29,7 @@ from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, Pro
 from bench.metrics.evaluate import (
     ExtractorPlan,
     Protocol,
+    check_floor_size,
     evaluate,
     plan_extractors,
     real_floor,
@@ -99,11 +100,7 @@ def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
     data or weights, a batch larger than the split, inconsistent options) before any MLflow run starts."""
     reference = load(cfg.data, cfg.eval.reference_split, cfg.workdir)
     train_split = load(cfg.data, "train", cfg.workdir).images  # cached: train() takes it from here again
-    if cfg.train.batch_size > train_split.shape[0]:
-        raise ConfigError(
-            f"train.batch_size = {cfg.train.batch_size} exceeds the {train_split.shape[0]} images of "
-            f"{cfg.data.dataset}/train"
-        )
+    check_batch_size(cfg.train.batch_size, train_split.shape[0], f"{cfg.data.dataset}/train")
     if cfg.train.keep_best and not (cfg.eval.enabled and cfg.train.eval_every != 0):
         raise ConfigError("train.keep_best needs the FID curve: eval.enabled = true and train.eval_every != 0")
     if not cfg.eval.enabled:
@@ -242,10 +239,7 @@ def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train
     device = resolve_device(cfg.train.device)
     prep = prepare(replace(cfg, eval=replace(cfg.eval, enabled=True)), device)
     real = load(cfg.data, split, cfg.workdir)
-    if cfg.eval.n_samples > real.images.shape[0]:
-        raise ConfigError(
-            f"eval.n_samples = {cfg.eval.n_samples} exceeds the {real.images.shape[0]} images of {real.name}/{split}"
-        )
+    check_floor_size(real, cfg.eval)  # before the run opens: a run is never left FAILED by it
     tracker = tracker or Tracker(cc.workdir)
     tags = run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep.plan)
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:

@@ -295,6 +295,14 @@ def evaluate(
     return metrics, protocols
 
 
+def check_floor_size(real: ImageData, cfg: EvalConfig) -> None:
+    """Raise ConfigError if the split ``real`` has fewer images than ``cfg.n_samples`` (the floor's sample)."""
+    if cfg.n_samples > real.images.shape[0]:
+        raise ConfigError(
+            f"eval.n_samples = {cfg.n_samples} exceeds the {real.images.shape[0]} images of {real.name}/{real.split}"
+        )
+
+
 def real_floor(
     real: ImageData,
     reference: ImageData,
@@ -306,9 +314,8 @@ def real_floor(
 ) -> tuple[dict[str, float], list[Protocol]]:
     """The real-data floor: ``cfg.n_samples`` images of ``real`` (a seeded random subset, e.g. the training
     split) scored as if generated, with the same protocol: what a perfect generator would reach."""
+    check_floor_size(real, cfg)
     n = cfg.n_samples
-    if n > real.images.shape[0]:
-        raise ConfigError(f"eval.n_samples = {n} exceeds the {real.images.shape[0]} images of {real.name}/{real.split}")
     idx = torch.randperm(real.images.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
     return fidelity_all(real.images.cpu()[idx], reference, cfg, workdir, seed, device, extractors)
 
