@@ -106,7 +106,8 @@ def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
     if not cfg.eval.enabled:
         return Prepared(reference, ExtractorPlan({}, {}))
     reference_images(reference, cfg.eval)  # n_reference fits the split
-    return Prepared(reference, plan_extractors(cfg.eval, reference.spec.image_shape, device))
+    plan = plan_extractors(cfg.eval, cfg.data.dataset, reference.image_shape, device, cfg.workdir)
+    return Prepared(reference, plan)
 
 
 def run_tags(arch: str, seed: int, kind: str, plan: ExtractorPlan) -> dict[str, Any]:
@@ -170,7 +171,7 @@ def train(
     prep = prepare(cfg, device)
     data = load(cfg.data, "train", cfg.workdir, device if cfg.train.fast else "cpu")
     seed_everything(cfg.seed)
-    gan = build_gan(cfg.arch, cfg.model, data.spec.image_shape, data.spec.num_classes)
+    gan = build_gan(cfg.arch, cfg.model, data.image_shape, data.num_classes)
     if state is not None:
         checkpoint.check_resumable(state, cfg, gan, resume)
     sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device)
@@ -244,7 +245,9 @@ def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train
     tags = run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep.plan)
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:
         metrics, protocols = real_floor(real, prep.reference, cfg.eval, cc.workdir, cfg.seed, device, prep.plan.use)
-        run.log_params({f"eval.{k}": v for k, v in flatten(cfg.to_dict()["eval"]).items()} | {"floor.split": split})
+        params = {f"eval.{k}": v for k, v in flatten(cfg.to_dict()["eval"]).items()}
+        params |= {f"data.{k}": v for k, v in flatten(cfg.to_dict()["data"]).items()}
+        run.log_params(params | {"floor.split": split})
         run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
         run.log_metrics(metrics)
     return RunResult(keys.KIND_FLOOR, cfg.seed, run.run_id, FINISHED, metrics)
@@ -294,7 +297,7 @@ def evaluate_checkpoint(
     cfg = replace(cfg, eval=replace(cfg.eval, enabled=True))
     device = resolve_device(cfg.train.device)
     prep = prepare(cfg, device)
-    gan = build_gan(cfg.arch, cfg.model, prep.reference.spec.image_shape, prep.reference.spec.num_classes)
+    gan = build_gan(cfg.arch, cfg.model, prep.reference.image_shape, prep.reference.num_classes)
     gan.generator.load_state_dict(state["generator"])
     gan.discriminator.load_state_dict(state["discriminator"])
     gan.generator.to(device)

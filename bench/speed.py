@@ -29,7 +29,7 @@ import torch
 from architectures import build_gan
 from bench import keys
 from bench.config import CompareConfig, RunConfig
-from bench.data import DATASETS, BatchSampler, Sampler, load, resolve_root
+from bench.data import DATASETS, BatchSampler, Sampler, image_shape, load, resolve_root
 from bench.errors import DataError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
 from bench.provenance import provenance_tags
@@ -68,8 +68,13 @@ def torchvision_dataset(cc: CompareConfig) -> torch.utils.data.Dataset:
     spec = DATASETS.get(cc.data.dataset)
     if spec.torchvision is None:
         raise DataError(f"dataset {cc.data.dataset!r} has no torchvision class for the speed baseline")
-    channels = spec.image_shape[0]
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * channels, (0.5,) * channels)])
+    channels, size, _ = image_shape(cc.data)
+    steps = [transforms.ToTensor()]
+    if cc.data.image_size:
+        steps.insert(0, transforms.Resize(size, antialias=True))
+    if cc.data.channels:
+        steps.insert(0, transforms.Grayscale(channels))
+    transform = transforms.Compose([*steps, transforms.Normalize((0.5,) * channels, (0.5,) * channels)])
     cache = Path(cc.workdir).resolve() / "cache" / "torchvision"
     try:
         return spec.torchvision(resolve_root(cc.data), cache, "train", transform)
@@ -109,7 +114,7 @@ def run_speed_benchmark(
     train = replace(cc.train, steps=warmup + per_round, epochs=None, minutes=None, warmup_steps=warmup)
     baseline_data = torchvision_dataset(cc)
     data = load(cc.data, "train", cc.workdir, device)
-    images, image_shape = data.images, data.spec.image_shape
+    images, shape = data.images, data.image_shape
     tracker = Tracker(cc.workdir) if log else None
     yield (
         f"device: {device_name(device)}; torch {torch.__version__}; batch {train.batch_size}; "
@@ -138,7 +143,7 @@ def run_speed_benchmark(
         parts: dict[str, list[tuple[FitResult, int]]] = {name: [] for name in names}
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                parts[name].append(_time(*paths[name], device, image_shape))
+                parts[name].append(_time(*paths[name], device, shape))
         timings = {name: _combine(parts[name], device) for name in names}
         base_ms = timings["baseline"].ms_per_step_p50
         for path, tm in timings.items():

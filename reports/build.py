@@ -29,7 +29,7 @@ from bench.atomic import write_text
 from bench.errors import UserError
 from bench.tracking import Tracker, keys
 from reports import figures, render, tables
-from reports.collect import collect, split_speed
+from reports.collect import collect, datasets_in, split_speed
 from reports.render import Section
 from reports.stats import pairwise
 
@@ -101,28 +101,37 @@ def build_report(
     primary = (
         resolve_metric(df, metric) if len(df) and (metric or any(str(c).startswith("eval/") for c in df)) else None
     )
-    pw = pairwise_frame(df, primary) if primary else pd.DataFrame()
+    pw = pairwise_frame(df, primary) if primary and len(datasets_in(df)) == 1 else pd.DataFrame()
     have_pw = bool(len(pw) and pw["p"].notna().any())
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--out {str(out)!r} cannot be used: {e.strerror or e}") from None
     speed_sections = [_speed_section(speed)] if len(speed) else []
-    sections = _sections(df, out, workdir, primary, pw if have_pw else None) if len(df) else []
+    sections: list[Section] = []
+    datasets = datasets_in(df)
+    for ds in datasets:  # one set of tables per dataset: numbers of different references never share a column
+        sub = df[df["dataset"] == ds]
+        ds_primary = _dataset_metric(sub, primary)
+        ds_pw = pairwise_frame(sub, ds_primary) if ds_primary else pd.DataFrame()
+        ds_pw = ds_pw if len(ds_pw) and ds_pw["p"].notna().any() else None
+        fig_dir = out / "figures" if len(datasets) == 1 else out / "figures" / ds
+        sections += _sections(sub, fig_dir, workdir, ds_primary, ds_pw, ds, lead=not sections)
     sections += speed_sections
     title = f"ganbench report: {', '.join(experiments)}"
     provenance = _provenance(pd.concat([df, speed]), experiments)
     if "md" in formats:
         write_text(out / "report.md", render.markdown(title, sections, provenance))
         if len(df):
-            write_text(out / "table.md", render.markdown_table(sections[1]))
+            comparisons = [sec for sec in sections if sec.title.startswith(COMPARISON)]
+            write_text(out / "table.md", "\n".join(render.markdown_table(sec) for sec in comparisons))
     if "tex" in formats:
         document, body = render.latex(sections)
         write_text(out / "table.tex", document)
         write_text(out / "table-body.tex", body)
     if "csv" in formats:
         if len(df):
-            write_text(out / "table.csv", tables.to_csv(df))
+            write_text(out / "table.csv", tables.to_csv(df))  # one block of rows per dataset
         if have_pw:
             write_text(out / "pairwise.csv", pw.to_csv(index=False))
         if len(speed):
@@ -132,15 +141,35 @@ def build_report(
     return out
 
 
+COMPARISON = "Comparison"
+
+
+def _dataset_metric(df: pd.DataFrame, primary: str | None) -> str | None:
+    """The primary metric key for one dataset's runs: ``primary`` if they have it, else the same metric of
+    their own primary extractor (``eval/lenet-mnist/fid`` -> ``eval/lenet-fashion-mnist/fid``)."""
+    if primary is None or (primary in df and df[primary].notna().any()):
+        return primary
+    try:
+        return resolve_metric(df, primary.split("/")[-1])
+    except UserError:
+        return None
+
+
 def _sections(
-    df: pd.DataFrame, out: Path, workdir: str | os.PathLike[str], primary: str | None, pw: pd.DataFrame | None
+    df: pd.DataFrame,
+    fig_dir: Path,
+    workdir: str | os.PathLike[str],
+    primary: str | None,
+    pw: pd.DataFrame | None,
+    dataset: str,
+    lead: bool = True,
 ) -> list[Section]:
-    """The sections of a comparison on the ``primary`` metric key: lead, comparison table, paper layout,
-    pairwise tests ``pw`` (None: too few seeds), failed runs, figures (written to ``out/figures``). Index 1
-    is always the comparison table."""
+    """The sections of one dataset's comparison on the ``primary`` metric key: lead (run counts, only if
+    ``lead``), comparison table, paper layout, pairwise tests ``pw`` (None: too few seeds), failed runs,
+    figures (written to ``fig_dir``). Every title names the dataset."""
     extractor = primary.split("/")[1] if primary else None
     label = f"{primary.split('/')[2].upper()} ({tables.label(df, extractor)})" if primary else ""
-    figs = _figures(df, out / "figures", Tracker(workdir), primary, label)
+    figs = _figures(df, fig_dir, Tracker(workdir), primary, label)
     protocols = sorted({line for d in df["protocols"] if isinstance(d, dict) for line in d.values()})
     unavailable = sorted({(n, why) for d in df["unavailable"] if isinstance(d, dict) for n, why in d.items()})
     selections = sorted({s for s in df["selection"].dropna() if s and s != "last checkpoint"})
@@ -158,15 +187,18 @@ def _sections(
         "on held-out real images and as many fresh fakes at its loss's threshold; ROC-AUC is threshold-free. "
         "ms/step: one generator step with its n_critic discriminator steps (median after warm-up); img/s: real "
         f"images through the discriminator per second. {tables.FLOOR_LABEL}: real training images scored as "
-        "if generated, with the same protocol (what a perfect generator reaches). 95 % confidence intervals "
-        "(Student's t) are in table.csv."
+        "if generated, with the same protocol (what a perfect generator reaches), mean ± std over random "
+        "subsets of the training split (eval.floor_subsets). KID×10³: the unbiased MMD² estimate of "
+        "Bińkowski et al. 2018 times 1000; 0 means the same distribution up to noise (it can be negative). "
+        "95 % confidence intervals (Student's t) are in table.csv."
     )
-    sections = [
-        Section(notes=[counts]),
-        Section("Comparison", lambda style: tables.display_frame(df, style), notes, [explanation], in_tex=True),
-    ]
+    on = f": {dataset}"
+    sections = [Section(notes=[counts])] if lead else []
+    sections.append(
+        Section(COMPARISON + on, lambda style: tables.display_frame(df, style), notes, [explanation], in_tex=True)
+    )
     if extractor:
-        paper = Section("Paper layout", lambda style: tables.paper_frame(df, extractor, style), notes, in_tex=True)
+        paper = Section("Paper layout" + on, lambda style: tables.paper_frame(df, extractor, style), notes, in_tex=True)
         sections.append(paper)
     if pw is not None:
         pw_note = (
@@ -175,16 +207,16 @@ def _sections(
             "of equality."
         )
         sections.append(
-            Section(f"Pairwise comparison on {primary}", lambda style: _pairwise_display(pw), text=[pw_note])
+            Section(f"Pairwise comparison on {primary}{on}", lambda style: _pairwise_display(pw), text=[pw_note])
         )
     else:
-        sections.append(Section(f"Pairwise comparison on {primary}", text=[NEED_SEEDS]))
+        sections.append(Section(f"Pairwise comparison on {primary}{on}", text=[NEED_SEEDS]))
     if len(failed):
         lines = [
             f"{r.arch} seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
         ]
-        sections.append(Section("Failed, pruned or unfinished runs", items=lines))
-    return sections + [Section("Figures", figures=figs)]
+        sections.append(Section("Failed, pruned or unfinished runs" + on, items=lines))
+    return sections + [Section("Figures" + on, figures=figs)]
 
 
 def _figures(df: pd.DataFrame, fig_dir: Path, tracker: Tracker, primary: str | None, label: str) -> list:
@@ -235,7 +267,10 @@ def summary_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             ]
     out["seeds"] = [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
     note = f"FID, IS, recall on {tables.label(df, ext)} features ({ext}). " if ext else ""
-    return out, note + "Means (FID ± std) over seeds;\nthe full table, every metric with its std, is in the report."
+    return out, note + (
+        "Means (FID ± std) over seeds; the floor's over random\nsubsets of the training split. "
+        "The full table, every metric with its std, is in the report."
+    )
 
 
 def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> str:
@@ -244,9 +279,11 @@ def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> st
     speed`` rows."""
     runs, speed = split_speed(collect(experiments, workdir))
     parts = []
-    if len(runs) or not len(speed):
-        frame, note = summary_frame(runs)
-        parts.append(frame.to_markdown(index=False, disable_numparse=True, tablefmt="simple") + "\n\n" + note)
+    datasets = datasets_in(runs)
+    for ds in datasets or ([None] if not len(speed) else []):
+        frame, note = summary_frame(runs if ds is None else runs[runs["dataset"] == ds])
+        title = f"dataset: {ds}\n\n" if len(datasets) > 1 else ""
+        parts.append(title + frame.to_markdown(index=False, disable_numparse=True, tablefmt="simple") + "\n\n" + note)
     return "\n\n".join(parts + ([tables.speed_markdown(speed)] if len(speed) else []))
 
 
@@ -290,7 +327,8 @@ def _speed_notes(speed: pd.DataFrame) -> list[str]:
         + (f" ({', '.join(settings)})" if settings else "")
         + (f" on {', '.join(devices)}" if devices else "")
         + ". ms/step: one generator step with its n_critic discriminator steps (p50 / p95 after warm-up).",
-        "baseline: the same models fed by a torchvision DataLoader over datasets.MNIST with ToTensor() + "
-        "Normalize(), torch's default Adam, NCHW, losses read back every step; vs baseline: baseline ms/step "
-        "p50 over the row's (above 1 is faster). Peak MB: CUDA max allocated, or the process's peak RSS on a CPU.",
+        "baseline: the same models fed by a torchvision DataLoader over the dataset's torchvision class with "
+        "ToTensor() + Normalize(), torch's default Adam, NCHW, losses read back every step; vs baseline: "
+        "baseline ms/step p50 over the row's (above 1 is faster). Peak MB: CUDA max allocated, or the "
+        "process's peak RSS on a CPU.",
     ]

@@ -43,6 +43,7 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
             "status": r["status"],
             "start_time": r["start_time"],
             "kind": tags.get(keys.TAG_KIND, keys.KIND_RUN),
+            "dataset": r["params"].get("data.dataset", "mnist"),  # runs of ganbench 0.1 are all MNIST
             "failure": tags.get(keys.TAG_FAILURE, ""),
             "protocols": _prefixed(tags, keys.TAG_PROTOCOL),
             "unavailable": _prefixed(tags, keys.TAG_UNAVAILABLE),
@@ -62,12 +63,20 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
         rows.append(row)
     df = pd.DataFrame(rows)
     if df.empty:
-        columns = ["run_id", "experiment", "arch", "seed", "status", "start_time", "kind", "failure", "speed_path"]
+        columns = ["run_id", "experiment", "arch", "seed", "status", "start_time", "kind", "dataset", "failure",
+                   "speed_path"]  # fmt: skip
         return pd.DataFrame(columns=columns)
     df = df.sort_values("start_time")
     if latest_only:
-        df = df.drop_duplicates(["experiment", "arch", "seed", "speed_path"], keep="last")
+        df = df.drop_duplicates(["experiment", "dataset", "arch", "seed", "speed_path"], keep="last")
     return df.sort_values(["arch", "seed"]).reset_index(drop=True)
+
+
+def datasets_in(df: pd.DataFrame) -> list[str]:
+    """The datasets of ``df``'s runs, in the order their first run started."""
+    if "dataset" not in df or df.empty:
+        return []
+    return list(df.sort_values("start_time", kind="stable")["dataset"].drop_duplicates())
 
 
 def split_speed(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

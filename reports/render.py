@@ -47,9 +47,14 @@ def markdown(title: str, sections: list[Section], footer: list[str]) -> str:
         blocks += ["\n".join(f"{n}  " for n in s.notes)] if s.notes else []
         blocks += s.text
         blocks += ["\n".join(f"- {i}" for i in s.items)] if s.items else []
-        blocks += ["\n".join(f"![{c}](figures/{p.name})" for p, c in s.figures)] if s.figures else []
+        blocks += ["\n".join(f"![{c}]({_figure_path(p)})" for p, c in s.figures)] if s.figures else []
     blocks += ["---", "\n".join(f"{line}  " for line in footer)]
     return "\n\n".join(blocks) + "\n"
+
+
+def _figure_path(p: Path) -> str:
+    """A figure's path relative to the report: ``figures/x.png``, or ``figures/<dataset>/x.png``."""
+    return f"figures/{p.name}" if p.parent.name == "figures" else f"figures/{p.parent.name}/{p.name}"
 
 
 def markdown_table(section: Section) -> str:

@@ -5,14 +5,15 @@ the header; an extractor that could not be computed shows "n/a" and the report s
 accuracy on real / fake / overall and ROC-AUC, ms per generator step (p50), images/s, train time, generator
 steps, number of seeds. Cells are mean ± sample std over the FINISHED runs (``reports.stats``); the best mean
 of each column is in bold. The real-data floor (training images scored as samples) is the last row and is
-never marked best.
+never marked best; its cells are mean ± std over the floor's random subsets of the training split
+(``eval.floor_subsets``). KID is shown x10³.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ from bench.tracking import keys
 from reports.stats import summarize
 
 FLOOR_LABEL = "real data (floor)"
+FLOOR_STD = "floor_std/"  # + metric key: the floor run's std over its random subsets (bench.metrics.evaluate)
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def columns_for(df: pd.DataFrame) -> list[Column]:
         ]
         if keys.eval_key(ext, keys.FID) in df.columns:  # computed: the full set; unavailable: FID and IS (n/a)
             cols += [
-                Column(keys.eval_key(ext, keys.KID_MEAN), f"KID ({name}) ↓", 3, better="lower"),
+                Column(keys.eval_key(ext, keys.KID_MEAN), f"KID×10³ ({name}) ↓", 2, 1000, better="lower"),
                 Column(keys.eval_key(ext, keys.PRECISION), f"Precision ({name}) ↑", 3, better="higher"),
                 Column(keys.eval_key(ext, keys.RECALL), f"Recall ({name}) ↑", 3, better="higher"),
             ]
@@ -120,6 +122,9 @@ def aggregate(df: pd.DataFrame) -> pd.DataFrame:
         }
         for c in cols:
             s = summarize(runs[c.key] if c.key in runs else [])
+            spread = FLOOR_STD + c.key
+            if row["kind"] == keys.KIND_FLOOR and len(runs) == 1 and spread in runs and runs[spread].notna().all():
+                s = replace(s, std=float(runs[spread].iloc[0]))  # one floor run: the std over its subsets
             row.update(
                 {
                     f"{c.key} mean": s.mean,
@@ -239,7 +244,7 @@ def paper_markdown(df: pd.DataFrame, extractor: str) -> str:
 def latex_tabular(frame: pd.DataFrame) -> str:
     """A booktabs ``tabular`` of a display frame (needs ``\\usepackage{booktabs}``)."""
     frame = frame.copy()
-    frame.iloc[:, 0] = frame.iloc[:, 0].str.replace("_", r"\_")
+    frame.iloc[:, 0] = frame.iloc[:, 0].astype(str).str.replace("_", r"\_")
     return frame.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (frame.shape[1] - 1))
 
 
@@ -323,12 +328,18 @@ def speed_csv(speed: pd.DataFrame) -> str:
 
 
 def to_csv(df: pd.DataFrame) -> str:
-    """One row per run (``row = run``: its metric values), then one per architecture (``row = aggregate``:
-    ``<key>`` = mean, plus ``<key> std`` / ``ci95_low`` / ``ci95_high``, ``n_seeds``, ``n_failed``)."""
-    cols = columns_for(df)
-    runs = df.reindex(columns=["arch", "kind", "seed", "run_id", "status", *[c.key for c in cols]]).copy()
-    runs.insert(0, "row", "run")
-    agg = aggregate(df)
-    agg = agg.rename(columns={f"{c.key} mean": c.key for c in cols})
-    agg.insert(0, "row", "aggregate")
-    return pd.concat([runs, agg], ignore_index=True).to_csv(index=False)
+    """Per dataset: one row per run (``row = run``: its metric values), then one per architecture
+    (``row = aggregate``: ``<key>`` = mean, plus ``<key> std`` / ``ci95_low`` / ``ci95_high``, ``n_seeds``,
+    ``n_failed``); a ``dataset`` column says which."""
+    blocks = []
+    groups = df.groupby("dataset", sort=False) if "dataset" in df else [("mnist", df)]
+    for dataset, sub in groups:
+        cols = columns_for(sub)
+        runs = sub.reindex(columns=["arch", "kind", "seed", "run_id", "status", *[c.key for c in cols]]).copy()
+        runs.insert(0, "row", "run")
+        agg = aggregate(sub).rename(columns={f"{c.key} mean": c.key for c in cols})
+        agg.insert(0, "row", "aggregate")
+        block = pd.concat([runs, agg], ignore_index=True)
+        block.insert(1, "dataset", dataset)
+        blocks.append(block)
+    return pd.concat(blocks, ignore_index=True).to_csv(index=False)

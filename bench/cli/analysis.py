@@ -10,6 +10,7 @@ import typer
 from bench.cli.common import (
     ConfigOpt,
     DataRootOpt,
+    DatasetOpt,
     DeviceOpt,
     EpochsOpt,
     SetOpt,
@@ -83,6 +84,7 @@ def tune(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     workdir: WorkdirOpt = None,
+    dataset: DatasetOpt = None,
     data_root: DataRootOpt = None,
     device: DeviceOpt = None,
 ) -> None:
@@ -93,7 +95,9 @@ def tune(
         arch=arch, trials=trials, timeout=timeout, metric=metric, sampler=sampler, pruner=pruner,
         name=study_name, storage=storage, workers=workers, seed=seed,
     )  # fmt: skip
-    options = options_layer(workdir=workdir, data_root=data_root, device=device, epochs=epochs, steps=steps)
+    options = options_layer(
+        workdir=workdir, dataset=dataset, data_root=data_root, device=device, epochs=epochs, steps=steps
+    )
     sc, cc, space = load_study(str(config) if config else None, set_ or [], study_sets, options)
     study, tp = run_study(sc, cc, space)
     states = [t.state.name for t in study.trials]

@@ -30,14 +30,17 @@ SetOpt = Annotated[
 WorkdirOpt = Annotated[
     str | None, typer.Option(help="Workspace folder for runs, MLflow store, reports [ganbench-runs].")
 ]
-DataRootOpt = Annotated[str | None, typer.Option(help="Folder holding MNIST/raw/*.gz [$GANBENCH_DATA].")]
+DataRootOpt = Annotated[
+    str | None, typer.Option(help="Data folder (holding MNIST/raw/ ...), or the image folder of --dataset folder.")
+]
+DatasetOpt = Annotated[str | None, typer.Option(help="Dataset (see `ganbench list`) [mnist].")]
 DeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N [auto].")]
 EpochsOpt = Annotated[float | None, typer.Option(help="Budget: epochs of real data through D [2].")]
 StepsOpt = Annotated[int | None, typer.Option(help="Budget: generator steps (replaces --epochs).")]
 MinutesOpt = Annotated[float | None, typer.Option(help="Wall-clock cap per run, in minutes.")]
-ExperimentOpt = Annotated[str | None, typer.Option(help="MLflow experiment name [mnist-compare].")]
+ExperimentOpt = Annotated[str | None, typer.Option(help="MLflow experiment name [<dataset>-compare].")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-ExtractorOpt = Annotated[str | None, typer.Option(help="Primary feature extractor [lenet-mnist].")]
+ExtractorOpt = Annotated[str | None, typer.Option(help="Primary feature extractor [lenet-<dataset>].")]
 PrecisionOpt = Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast) [fp32].")]
 CompileOpt = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile G and D.")]
 InceptionWeightsOpt = Annotated[
@@ -84,6 +87,7 @@ def options_layer(
     seeds: list[int] | None = None,
     experiment: str | None = None,
     workdir: str | None = None,
+    dataset: str | None = None,
     data_root: str | None = None,
     device: str | None = None,
     epochs: float | None = None,
@@ -105,6 +109,7 @@ def options_layer(
         ("seeds",): seeds,
         ("experiment",): experiment,
         ("workdir",): workdir,
+        ("data", "dataset"): dataset,
         ("data", "root"): data_root,
         ("train", "device"): device,
         ("train", "epochs"): epochs,

@@ -11,6 +11,7 @@ from bench.cli.common import (
     CompileOpt,
     ConfigOpt,
     DataRootOpt,
+    DatasetOpt,
     DeviceOpt,
     EpochsOpt,
     ExperimentOpt,
@@ -42,6 +43,7 @@ def compare(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     workdir: WorkdirOpt = None,
+    dataset: DatasetOpt = None,
     data_root: DataRootOpt = None,
     device: DeviceOpt = None,
     extractor: ExtractorOpt = None,
@@ -65,6 +67,7 @@ def compare(
         seeds=list(range(seeds)) if seeds else None,
         experiment=experiment,
         workdir=workdir,
+        dataset=dataset,
         data_root=data_root,
         device=device,
         epochs=epochs,
@@ -107,6 +110,7 @@ def train(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     workdir: WorkdirOpt = None,
+    dataset: DatasetOpt = None,
     data_root: DataRootOpt = None,
     device: DeviceOpt = None,
     extractor: ExtractorOpt = None,
@@ -128,6 +132,7 @@ def train(
     options = options_layer(
         experiment=experiment,
         workdir=workdir,
+        dataset=dataset,
         data_root=data_root,
         device=device,
         epochs=epochs,
@@ -174,6 +179,7 @@ def eval_(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     workdir: Annotated[str, typer.Option(help="Workspace folder.")] = "ganbench-runs",
+    dataset: DatasetOpt = None,
     data_root: DataRootOpt = None,
 ) -> None:
     """Evaluate a run or checkpoint (logged back to its run), or with --real the real-data floor."""
@@ -184,6 +190,7 @@ def eval_(
         raise UserError("give either a RUN_ID/CHECKPOINT or --real")
     options = options_layer(
         experiment=experiment,
+        dataset=dataset,
         data_root=data_root,
         extractor=extractor,
         inception_weights=inception_weights,
@@ -195,6 +202,8 @@ def eval_(
     else:
         if config is not None:
             raise UserError("--config applies to --real; a checkpoint carries its own config (use --set eval.*)")
+        if dataset is not None:
+            raise UserError("--dataset applies to --real; a checkpoint is evaluated on the dataset it was trained on")
         metrics, protocols, run_id = evaluate_checkpoint(source, set_ or [], workdir, options)
         for p in protocols:
             typer.echo(f"protocol: {p.line()}")

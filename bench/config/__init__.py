@@ -35,6 +35,7 @@ from bench.config.schema import (
     ExtractorOptions,
     RunConfig,
     TrainConfig,
+    default_extractor,
     flatten,
     require_name,
 )
@@ -52,6 +53,7 @@ from bench.config.sources import (
 from bench.config.validation import validate
 
 __all__ = [
+    "default_extractor",
     "ALIASES",
     "COMPILE_MODES",
     "EXTRACTOR_USE",

@@ -28,11 +28,25 @@ _FROZEN = ConfigDict(extra="forbid")
 
 @dataclass(frozen=True, config=_FROZEN)
 class DataConfig:
-    """dataset: a registered dataset name; root: folder holding ``MNIST/raw/*.gz`` (None: ``$GANBENCH_DATA``,
-    else torchvision downloads into ``<workdir>/data``)."""
+    """dataset: a registered dataset name (``ganbench list``); root: the data folder (holding e.g.
+    ``MNIST/raw/*.gz``; None: ``$GANBENCH_DATA``, else torchvision downloads into ``<workdir>/data``), or for
+    ``folder`` the folder of images; image_size: resize images to image_size x image_size (None: the
+    dataset's own size; ``folder``: 64); channels: 1 (greyscale) or 3 (RGB) (None: the dataset's own;
+    ``folder``: 3)."""
 
     dataset: StrictStr = "mnist"
     root: StrictStr | None = None
+    image_size: StrictInt | None = None
+    channels: StrictInt | None = None
+
+    def __post_init__(self) -> None:
+        _require(
+            self.image_size is None or 8 <= self.image_size <= 1024,
+            "data.image_size",
+            self.image_size,
+            "between 8 and 1024",
+        )
+        _require(self.channels in (None, 1, 3), "data.channels", self.channels, "1 or 3")
 
 
 @dataclass(frozen=True, config=_FROZEN)
@@ -127,21 +141,26 @@ class EvalConfig:
     """Evaluation protocol.
 
     n_samples: generated samples (default 10 000, as Lucic et al. 2018); extractor: the primary feature
-    extractor (always computed; used for the FID curve during training and checkpoint selection);
+    extractor (None: the dataset's own, see :func:`default_extractor`; always computed; used for the FID
+    curve during training and checkpoint selection);
     extractors: per-extractor options (:class:`ExtractorOptions`), by extractor name; the other registered
     extractors that can read the images are computed at the end of each run as their ``use`` says;
-    reference_split / n_reference: the real images compared against (None = the whole split, else its first
-    n_reference images); batch_size: images per forward pass; kid_subsets / kid_subset_size: the KID
+    reference_split / n_reference / reference_seed: the real images compared against (None = the whole split,
+    else a random subset of n_reference images drawn with reference_seed, the same for every run);
+    floor_subsets: the real-data floor is the mean and std over this many random subsets of the training
+    split (5); batch_size: images per forward pass; kid_subsets / kid_subset_size: the KID
     estimator (Bińkowski et al. 2018; torch-fidelity's 100 x 1000); prc_neighborhood: k of precision/recall
     (Kynkäänniemi et al. 2019: 3); during_training_samples: samples for the FID curve; enabled: False skips
     evaluation.
     """
 
     n_samples: StrictInt = 10_000
-    extractor: StrictStr = "lenet-mnist"
+    extractor: StrictStr | None = None
     extractors: dict[str, ExtractorOptions] = field(default_factory=dict)
     reference_split: StrictStr = "test"
     n_reference: StrictInt | None = None
+    reference_seed: StrictInt = 0
+    floor_subsets: StrictInt = 5
     batch_size: StrictInt = 500
     kid_subsets: StrictInt = 100
     kid_subset_size: StrictInt = 1000
@@ -153,6 +172,8 @@ class EvalConfig:
         _require(self.n_samples >= 2, "eval.n_samples", self.n_samples, ">= 2")
         _require(self.n_reference is None or self.n_reference >= 2, "eval.n_reference", self.n_reference, ">= 2")
         _require(self.batch_size >= 1, "eval.batch_size", self.batch_size, ">= 1")
+        _require(0 <= self.reference_seed < MAX_SEED, "eval.reference_seed", self.reference_seed, "in [0, 2**32)")
+        _require(1 <= self.floor_subsets <= 100, "eval.floor_subsets", self.floor_subsets, "between 1 and 100")
         _require(self.kid_subsets >= 1, "eval.kid_subsets", self.kid_subsets, ">= 1")
         smallest = min(self.n_samples, self.n_reference or self.n_samples)
         _require(
@@ -189,6 +210,9 @@ class RunConfig:
     eval: EvalConfig
     model: Any  # the architecture's config dataclass
 
+    def __post_init__(self) -> None:
+        _resolve_defaults(self)
+
     @property
     def run_name(self) -> str:
         return f"{self.arch}-seed{self.seed}"
@@ -205,7 +229,7 @@ class RunConfig:
 class CompareConfig:
     """A comparison: every (architecture, seed) pair under the same data/train/eval settings."""
 
-    experiment: StrictStr = "mnist-compare"
+    experiment: StrictStr | None = None
     archs: tuple[StrictStr, ...] = ("vanilla", "dcgan", "wgan-gp", "sngan")
     seeds: tuple[StrictInt, ...] = (0,)
     workdir: StrictStr = "ganbench-runs"
@@ -215,6 +239,7 @@ class CompareConfig:
     model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _resolve_defaults(self)
         _require(bool(self.archs), "archs", list(self.archs), "at least one architecture")
         _require(bool(self.seeds), "seeds", list(self.seeds), "at least one seed")
         _require(len(set(self.archs)) == len(self.archs), "archs", list(self.archs), "no duplicates")
@@ -244,6 +269,22 @@ class CompareConfig:
     def runs(self) -> list[RunConfig]:
         """One RunConfig per (architecture, seed), architectures in the outer loop."""
         return [self.run(a, s) for a in self.archs for s in self.seeds]
+
+
+def default_extractor(dataset: str) -> str:
+    """The primary feature extractor of ``dataset`` when ``eval.extractor`` is not set: the dataset's own
+    classifier ``lenet-<dataset>`` (``bench.metrics.extractors``), or ``inception-v3-compat`` for ``folder``,
+    which has no fixed classes."""
+    return "inception-v3-compat" if dataset == "folder" else f"lenet-{dataset}"
+
+
+def _resolve_defaults(cfg: Any) -> None:
+    """Fill the defaults that depend on the dataset: ``experiment`` = ``<dataset>-compare`` and
+    ``eval.extractor`` = :func:`default_extractor` (in place: the dataclasses are frozen)."""
+    if getattr(cfg, "experiment", "") is None:
+        object.__setattr__(cfg, "experiment", f"{cfg.data.dataset}-compare")
+    if cfg.eval.extractor is None:
+        object.__setattr__(cfg, "eval", dataclasses.replace(cfg.eval, extractor=default_extractor(cfg.data.dataset)))
 
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # experiment and study names: also folder names

@@ -1,6 +1,6 @@
 """``ganbench bench metrics``: how long evaluating N samples takes, per feature extractor.
 
-Samples are real training images (so no generator time is included); the reference is the MNIST test
+Samples are real training images (so no generator time is included); the reference is the dataset's test
 split. "cold" computes the reference features too (an empty cache), "warm" reads them from the cache, which
 is the cost at the end of every run after the first. All of FID, IS, KID and precision/recall are computed.
 """
@@ -17,12 +17,12 @@ from bench.config import DataConfig, EvalConfig, ExtractorOptions
 from bench.data import load
 from bench.errors import UserError
 from bench.metrics.evaluate import fidelity
-from bench.metrics.extractors import EXTRACTORS
+from bench.metrics.extractors import EXTRACTORS, locate_weights
 from bench.timing import device_name
 
 
 def run_metrics_benchmark(
-    n_samples: int, workdir: str, weights: dict[str, str] | None = None, data_root: str | None = None
+    n_samples: int, workdir: str, weights: dict[str, str] | None = None, data: DataConfig | None = None
 ) -> Iterator[str]:
     """Yield lines of a table: extractor, samples, cold and warm seconds, samples/s (warm).
 
@@ -32,7 +32,7 @@ def run_metrics_benchmark(
     if n_samples < 1000:
         raise UserError(f"--n-samples {n_samples} must be >= 1000 (KID uses subsets of 1000)")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    data = DataConfig(root=data_root)
+    data = data or DataConfig()
     reference = load(data, "test", workdir, device)
     samples = load(data, "train", workdir).images[:n_samples]
     if samples.shape[0] < n_samples:
@@ -41,13 +41,13 @@ def run_metrics_benchmark(
     yield f"{'extractor':22s} {'samples':>8s} {'cold (s)':>9s} {'warm (s)':>9s} {'samples/s':>10s}"
     for name in EXTRACTORS.names():
         spec = EXTRACTORS.get(name)
-        if not spec.reads(reference.spec.image_shape):
+        if not spec.applies_to(data.dataset, reference.image_shape):
             continue
         if spec.heavy and device.type != "cuda" and name not in weights:
             yield f"{name:22s} skipped: no GPU (pass its weights, e.g. --inception-weights, to time it on this CPU)"
             continue
         try:
-            path = spec.weights(weights.get(name), True)
+            path = locate_weights(name, weights.get(name), workdir, True)
         except UserError as e:
             yield f"{name:22s} unavailable: {e}"
             continue

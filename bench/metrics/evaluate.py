@@ -2,8 +2,10 @@
 discriminator's real/fake accuracy, and the real-data floor.
 
 Protocol (recorded with every number, see :class:`Protocol`): ``n_samples`` generated images (z from a
-generator seeded with the run seed) vs the reference split (all of it, or its first ``n_reference``
-images), the feature extractor and the sha256 of its weights. Generated images are quantised to uint8 by
+generator seeded with the run seed) vs the reference split (all of it, or a random subset of
+``n_reference`` images drawn with ``eval.reference_seed``: the first N images of a split are not a fair
+sample, e.g. MNIST's first and last 5 000 test images differ by LeNet FID 77), the feature extractor and
+the sha256 of its weights, and the features KID is computed on. Generated images are quantised to uint8 by
 rounding (``bench.data.to_uint8``), as images saved to PNG. Reference features are cached by torch-fidelity
 under ``<workdir>/cache/torch-fidelity`` with a name made of dataset, split, extractor, weights hash and
 reference size, so a changed key never reuses stale statistics.
@@ -13,9 +15,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch_fidelity
 from torch import nn
@@ -23,11 +26,11 @@ from torch import nn
 from architectures.losses import LOSSES
 from architectures.registry import GAN
 from bench import keys
-from bench.config import EvalConfig
+from bench.config import EvalConfig, default_extractor
 from bench.data import ImageData, to_float, to_uint8
 from bench.errors import ConfigError
 from bench.metrics.discriminator import accuracy
-from bench.metrics.extractors import EXTRACTORS, WeightsUnavailable, check_extractor, sha256_of
+from bench.metrics.extractors import EXTRACTORS, WeightsUnavailable, check_extractor, locate_weights, sha256_of
 
 ALL_METRICS = ("fid", "isc", "kid", "prc")
 _NAMES = {
@@ -53,12 +56,16 @@ class Protocol:
     reference: str  # "<dataset>/<split>"
     n_reference: int
     seed: int
+    reference_subset: str = "all"  # "all", or "random (seed S) of M"
+    kid_features: str = ""
 
     def line(self) -> str:
         note = EXTRACTORS.get(self.extractor).weights_note(self.extractor_sha256)
+        subset = "" if self.reference_subset == "all" else f" ({self.reference_subset})"
+        kid = f"; KID on {self.kid_features}" if self.kid_features else ""
         return (
             f"{self.extractor} (sha256 {self.extractor_sha256[:12]}{note}): {self.n_samples} generated samples "
-            f"vs {self.n_reference} {self.reference} images; z from the run's seed"
+            f"vs {self.n_reference} {self.reference} images{subset}; z from the run's seed{kid}"
         )
 
     def tags(self) -> dict[str, object]:
@@ -90,41 +97,51 @@ class ExtractorPlan:
         return out | {f"protocol.{n}.label": EXTRACTORS.get(n).label for n in [*self.use, *self.skipped]}
 
 
-def plan_extractors(cfg: EvalConfig, image_shape: tuple[int, int, int], device: torch.device) -> ExtractorPlan:
-    """Plan the end-of-run evaluation: the primary ``cfg.extractor`` always, then every other registered
-    extractor that reads ``image_shape``, as its ``eval.extractors.<name>.use`` says (``auto``: a heavy one only
-    on a GPU, see ``ExtractorSpec.heavy``).
+def plan_extractors(
+    cfg: EvalConfig, dataset: str, image_shape: tuple[int, int, int], device: torch.device, workdir: str | Path
+) -> ExtractorPlan:
+    """Plan the end-of-run evaluation of runs on ``dataset``: the primary ``cfg.extractor`` always, then every
+    other registered extractor that applies to the dataset (``ExtractorSpec.applies_to``: it reads
+    ``image_shape`` and is not another dataset's classifier), as its ``eval.extractors.<name>.use`` says
+    (``auto``: a heavy one only on a GPU, see ``ExtractorSpec.heavy``). Weights are found by
+    ``locate_weights`` (a ``lenet-<dataset>`` trained into ``workdir`` included).
 
     Raises UnknownNameError for an unknown name in ``cfg.extractors``; WeightsUnavailable when the primary, or
     an extractor with ``use = "on"``, has no weights; ConfigError when the primary cannot read the images.
     """
     for name in cfg.extractors:
         EXTRACTORS.get(name)
-    primary = check_extractor(cfg.extractor, image_shape)
-    use = {cfg.extractor: primary.weights(cfg.options(cfg.extractor).weights, True)}
+    cfg = with_primary(cfg, dataset)
+    check_extractor(cfg.extractor, image_shape)
+    use = {cfg.extractor: locate_weights(cfg.extractor, cfg.options(cfg.extractor).weights, workdir, True)}
     skipped: dict[str, str] = {}
     for name in EXTRACTORS.names():
         spec, opts = EXTRACTORS.get(name), cfg.options(name)
-        if name == cfg.extractor or not spec.reads(image_shape):
+        if name == cfg.extractor or not spec.applies_to(dataset, image_shape):
             continue
         if opts.use == "off":
             skipped[name] = f"off (eval.extractors.{name}.use = off)"
         elif opts.use == "on" or not spec.heavy or device.type == "cuda":
             try:
-                use[name] = spec.weights(opts.weights, True)
+                use[name] = locate_weights(name, opts.weights, workdir, True)
             except WeightsUnavailable as e:
                 if opts.use == "on":
                     raise
                 skipped[name] = f"unavailable: {e}"
         else:
             try:
-                spec.weights(opts.weights, False)
+                locate_weights(name, opts.weights, workdir, False)
                 skipped[name] = (
                     f"skipped on CPU (use = auto computes it on a GPU; eval.extractors.{name}.use = on forces it)"
                 )
             except WeightsUnavailable as e:
                 skipped[name] = f"unavailable offline: {e}"
     return ExtractorPlan(use, skipped)
+
+
+def with_primary(cfg: EvalConfig, dataset: str) -> EvalConfig:
+    """``cfg`` with ``extractor`` set: the dataset's default when it is None (an EvalConfig made on its own)."""
+    return cfg if cfg.extractor else replace(cfg, extractor=default_extractor(dataset))
 
 
 class _Images(torch.utils.data.Dataset):
@@ -140,18 +157,21 @@ class _Images(torch.utils.data.Dataset):
         return self.images[i]
 
 
-def reference_images(reference: ImageData, cfg: EvalConfig) -> torch.Tensor:
-    """The reference split, or its first ``cfg.n_reference`` images, on CPU.
+def reference_images(reference: ImageData, cfg: EvalConfig) -> tuple[torch.Tensor, str]:
+    """The reference split on CPU, or a random subset of ``cfg.n_reference`` of its images drawn with
+    ``cfg.reference_seed`` (the same for every run), and how it was drawn (``"all"`` or
+    ``"random (seed S) of M"``, recorded in the protocol).
 
     Raises ConfigError if the split has fewer images than asked for.
     """
-    n = cfg.n_reference or reference.images.shape[0]
-    if n > reference.images.shape[0]:
-        raise ConfigError(
-            f"eval.n_reference = {n} exceeds the {reference.images.shape[0]} images "
-            f"of {reference.name}/{reference.split}"
-        )
-    return reference.images[:n].cpu()
+    total = reference.images.shape[0]
+    n = cfg.n_reference or total
+    if n > total:
+        raise ConfigError(f"eval.n_reference = {n} exceeds the {total} images of {reference.name}/{reference.split}")
+    if n == total:
+        return reference.images.cpu(), "all"
+    idx = torch.randperm(total, generator=torch.Generator().manual_seed(cfg.reference_seed))[:n]
+    return reference.images.cpu()[idx.sort().values], f"random (seed {cfg.reference_seed}) of {total}"
 
 
 @torch.no_grad()
@@ -193,18 +213,21 @@ def fidelity(
     Returns ``({eval/<extractor>/<metric>: value}, protocol)``.
     Raises ConfigError if ``kid_subset_size`` exceeds either sample count.
     """
+    cfg = with_primary(cfg, reference.name)
     name = extractor or cfg.extractor
     spec = check_extractor(name, tuple(generated.shape[1:]))
-    weights = weights or spec.weights(cfg.options(name).weights, True)
+    weights = weights or locate_weights(name, cfg.options(name).weights, workdir, True)
     sha = sha256_of(weights)
-    ref = reference_images(reference, cfg)
+    ref, subset = reference_images(reference, cfg)
     n_gen, n_ref = generated.shape[0], ref.shape[0]
     if "kid" in metrics and cfg.kid_subset_size > min(n_gen, n_ref):
         raise ConfigError(
             f"eval.kid_subset_size = {cfg.kid_subset_size} exceeds the sample counts ({n_gen} generated, "
             f"{n_ref} reference); lower it or raise eval.n_samples / eval.n_reference"
         )
-    cache_name = f"{reference.name}-{reference.split}-{name}-{sha[:16]}-n{n_ref}"
+    drawn = "" if subset == "all" else f"-r{cfg.reference_seed}"
+    size = f"{reference.image_shape[1]}px{reference.image_shape[0]}c"
+    cache_name = f"{reference.name}-{reference.split}-{size}-{name}-{sha[:16]}-n{n_ref}{drawn}-v2"
     # torch-fidelity's DataLoaders draw their seeds from the global torch RNG, once more when the reference
     # cache is cold: fork it, so evaluating never changes training (or depends on the cache's state)
     on_gpu = device.type == "cuda" and torch.cuda.is_available()  # (a test may name CUDA on a CPU machine)
@@ -232,7 +255,8 @@ def fidelity(
             verbose=False,
         )
     result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
-    return result, Protocol(name, spec.label, sha, n_gen, f"{reference.name}/{reference.split}", n_ref, seed)
+    reference_name = f"{reference.name}/{reference.split}"
+    return result, Protocol(name, spec.label, sha, n_gen, reference_name, n_ref, seed, subset, spec.kid_features)
 
 
 def fidelity_all(
@@ -303,6 +327,9 @@ def check_floor_size(real: ImageData, cfg: EvalConfig) -> None:
         )
 
 
+FLOOR_STD = "floor_std/"  # + metric key: the std of the floor's value over its random subsets
+
+
 def real_floor(
     real: ImageData,
     reference: ImageData,
@@ -312,12 +339,25 @@ def real_floor(
     device: torch.device,
     extractors: dict[str, Path],
 ) -> tuple[dict[str, float], list[Protocol]]:
-    """The real-data floor: ``cfg.n_samples`` images of ``real`` (a seeded random subset, e.g. the training
-    split) scored as if generated, with the same protocol: what a perfect generator would reach."""
+    """The real-data floor: ``cfg.n_samples`` images of ``real`` (e.g. the training split) scored as if
+    generated, with the same protocol: what a perfect generator would reach. The value depends on which
+    images are drawn (MNIST, LeNet FID 4.2 to 5.5 over five subsets of 10 000), so it is measured on
+    ``cfg.floor_subsets`` random subsets (drawn with seeds ``seed, seed + 1, ...``).
+
+    Returns ``({key: mean over the subsets} | {FLOOR_STD + key: sample std (0 for one subset)}, protocols)``.
+    """
     check_floor_size(real, cfg)
-    n = cfg.n_samples
-    idx = torch.randperm(real.images.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
-    return fidelity_all(real.images.cpu()[idx], reference, cfg, workdir, seed, device, extractors)
+    values: dict[str, list[float]] = {}
+    protocols: list[Protocol] = []
+    for i in range(cfg.floor_subsets):
+        g = torch.Generator().manual_seed(seed + i)
+        idx = torch.randperm(real.images.shape[0], generator=g)[: cfg.n_samples]
+        m, protocols = fidelity_all(real.images.cpu()[idx], reference, cfg, workdir, seed + i, device, extractors)
+        for k, v in m.items():
+            values.setdefault(k, []).append(v)
+    out = {k: float(np.mean(v)) for k, v in values.items()}
+    out |= {FLOOR_STD + k: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for k, v in values.items()}
+    return out, protocols
 
 
 def training_metrics(
@@ -331,6 +371,7 @@ def training_metrics(
     """A callable ``gan -> {train/fid, train/d_acc_real, train/d_acc_fake}`` for the curves during training:
     FID on ``cfg.during_training_samples`` samples, and the discriminator's accuracy on those fakes and as
     many reference images, at its loss's threshold."""
+    cfg = with_primary(cfg, reference.name)
     n_real = min(cfg.during_training_samples, reference.images.shape[0])
     reals = to_float(reference.images[:n_real])
 

@@ -31,11 +31,11 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
 from architectures.registry import Registry
+from bench.data import DATASETS
 from bench.errors import ConfigError, UserError
-from bench.metrics.lenet import LeNet
+from bench.metrics.lenet import load_lenet
 
-LENET_WEIGHTS = Path(__file__).parent / "weights" / "lenet-mnist.pt"
-LENET_SHA256 = "4b832653f1828778061bb80d9ab31b0639bdf5960471a63bfc7c98dd18e2593e"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[-1]  # weights-inception-2015-12-05-6726825d.pth
 INCEPTION_SHA256_PREFIX = "6726825d"  # torch hub names files by their sha256 prefix
 
@@ -53,38 +53,88 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-class FeatureExtractorLeNetMNIST(FeatureExtractorBase):
-    """torch-fidelity extractor over :class:`LeNet`.
+@dataclass(frozen=True)
+class Shipped:
+    """Weights shipped in the package: file name, sha256, and how they were made and how good they are."""
 
-    Input: uint8 ``(N, 1, 28, 28)`` in ``[0, 255]``. Features: ``"penultimate"`` ``(N, 128)`` float32,
-    ``"logits"`` ``(N, 10)`` float32. Raises ValueError (torch-fidelity's convention) for other inputs, or
-    when the packaged weights file does not have the pinned sha256.
+    file: str
+    sha256: str
+    note: str
+
+
+# lenet-<dataset> weights in the package, pinned by sha256 (made by `ganbench extractor train`)
+SHIPPED = {
+    "mnist": Shipped(
+        "lenet-mnist.pt",
+        "4b832653f1828778061bb80d9ab31b0639bdf5960471a63bfc7c98dd18e2593e",
+        "99.35 % test accuracy",
+    ),
+    # ganbench extractor train --dataset fashion-mnist --hflip --out bench/metrics/weights/lenet-fashion-mnist.pt
+    "fashion-mnist": Shipped(
+        "lenet-fashion-mnist.pt",
+        "7689c60960c32b934aded9d270ad75a4a4994e5344fea42c612dfd59ea7105ac",
+        "91.41 % test accuracy",
+    ),
+    # ganbench extractor train --dataset emnist-letters --epochs 6 --out bench/metrics/weights/lenet-emnist-letters.pt
+    "emnist-letters": Shipped(
+        "lenet-emnist-letters.pt",
+        "fe201832e2362eb68d2ae713d42040c88010517738a6c0101a7a2bc3dfda7ea2",
+        "94.45 % test accuracy",
+    ),
+}
+LENET_WEIGHTS = WEIGHTS_DIR / SHIPPED["mnist"].file
+LENET_SHA256 = SHIPPED["mnist"].sha256
+LABELS = {"mnist": "LeNet", "fashion-mnist": "LeNet-F", "emnist-letters": "LeNet-L", "kmnist": "LeNet-K"}
+
+
+def workspace_weights(workdir: str | os.PathLike[str], dataset: str) -> Path:
+    """Where ``ganbench extractor train --dataset DATASET`` writes its weights by default."""
+    return Path(workdir) / "extractors" / f"lenet-{dataset}.pt"
+
+
+class FeatureExtractorLeNet(FeatureExtractorBase):
+    """torch-fidelity extractor over :class:`LeNet`, one registered name per dataset
+    (``ganbench-lenet-<dataset>``).
+
+    Input: uint8 ``(N, C, S, S)`` in ``[0, 255]`` of the dataset's shape. Features: ``"penultimate"``
+    ``(N, 128)`` float32 (FID, precision/recall); ``"penultimate-unit"``: the same scaled to norm sqrt(128)
+    (KID: the kernel ``(x.y / d + 1)^3`` then sees the cosine similarity, see ``EvalConfig``); ``"logits"``
+    ``(N, K)`` float32 (IS). Raises ValueError (torch-fidelity's convention) for other inputs, or when a
+    shipped weights file does not have its pinned sha256.
     """
 
     def __init__(self, name: str, features_list: list[str], feature_extractor_weights_path: str | None = None, **kw):
         super().__init__(name, features_list)
-        path = Path(feature_extractor_weights_path or LENET_WEIGHTS)
-        if path.resolve() == LENET_WEIGHTS.resolve() and sha256_of(path) != LENET_SHA256:
-            raise ValueError(f"{path} has sha256 {sha256_of(path)}, expected {LENET_SHA256}; reinstall ganbench")
-        self.model = LeNet()
-        self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.dataset = name.removeprefix("ganbench-lenet-")
+        spec = EXTRACTORS.get(f"lenet-{self.dataset}")
+        self.shape = spec.image_shape
+        path = Path(feature_extractor_weights_path or spec.weights(None, False))
+        shipped = SHIPPED.get(self.dataset)
+        if shipped and path.resolve() == (WEIGHTS_DIR / shipped.file).resolve() and sha256_of(path) != shipped.sha256:
+            raise ValueError(f"{path} has sha256 {sha256_of(path)}, expected {shipped.sha256}; reinstall ganbench")
+        c, s, _ = self.shape
+        self.model = load_lenet(path, c, spec.num_classes, s)
         self.requires_grad_(False)
         self.eval()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            raise ValueError(f"lenet-mnist expects uint8 images (N, 1, 28, 28), got {x.dtype} {tuple(x.shape)}")
+        if x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != self.shape:
+            raise ValueError(
+                f"lenet-{self.dataset} expects uint8 images (N, {', '.join(map(str, self.shape))}), "
+                f"got {x.dtype} {tuple(x.shape)}"
+            )
         penultimate, logits = self.model.features(x.float() / 255.0)
-        features = {"penultimate": penultimate, "logits": logits}
+        unit = torch.nn.functional.normalize(penultimate.double(), dim=1).float() * penultimate.shape[1] ** 0.5
+        features = {"penultimate": penultimate, "penultimate-unit": unit, "logits": logits}
         return tuple(features[f] for f in self.features_list)
 
     @staticmethod
     def get_provided_features_list() -> tuple[str, ...]:
-        return ("penultimate", "logits")
+        return ("penultimate", "penultimate-unit", "logits")
 
     @staticmethod
     def get_default_feature_layer_for_metric(metric: str) -> str:
-        return {"isc": "logits", "fid": "penultimate", "kid": "penultimate", "prc": "penultimate"}[metric]
+        return {"isc": "logits", "fid": "penultimate", "kid": "penultimate-unit", "prc": "penultimate"}[metric]
 
     @staticmethod
     def can_be_compiled() -> bool:
@@ -95,8 +145,30 @@ class FeatureExtractorLeNetMNIST(FeatureExtractorBase):
         return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
 
 
-def _lenet_weights(path: str | None, download: bool) -> Path:
-    return LENET_WEIGHTS
+FeatureExtractorLeNetMNIST = FeatureExtractorLeNet  # the name of ganbench 0.1
+
+
+def _lenet_weights(dataset: str) -> Callable[[str | None, bool], Path]:
+    """The weights locator of ``lenet-<dataset>``: the user's file, else the shipped file, else a
+    WeightsUnavailable that says how to train one."""
+
+    def locate(path: str | None, download: bool) -> Path:
+        if path:
+            p = Path(path).expanduser()
+            if not p.is_file():
+                raise WeightsUnavailable(f"eval.extractors.lenet-{dataset}.weights = {path!r} is not a file")
+            if download:
+                _check_readable(str(p))
+            return p
+        if dataset in SHIPPED:
+            return WEIGHTS_DIR / SHIPPED[dataset].file
+        rgb = " (or --extractor inception-v3-compat for RGB images)" if dataset == "cifar10" else ""
+        raise WeightsUnavailable(
+            f"no lenet-{dataset} weights are shipped: train them with `ganbench extractor train --dataset {dataset}` "
+            f"(written to <workdir>/extractors/lenet-{dataset}.pt, found there by every command){rgb}"
+        )
+
+    return locate
 
 
 def inception_cache_path() -> Path:
@@ -153,7 +225,9 @@ class ExtractorSpec:
     (channels: 1 or 3); weights(path, download) -> Path: locate the weights, ``path`` being the user's
     ``eval.extractors.<name>.weights`` (raises WeightsUnavailable); heavy: ``use = "auto"`` computes it only
     on a GPU; standard_sha256: prefix of the sha256 of the standard weights (other weights are flagged in the
-    protocol line), or None when any weights are as good.
+    protocol line), or None when any weights are as good; dataset: the one dataset whose runs it measures
+    (a classifier trained on it), None for any; num_classes: its classifier's classes (0: not a classifier);
+    kid_features: the features KID is computed on, recorded in the protocol.
     """
 
     fidelity_name: str
@@ -163,16 +237,24 @@ class ExtractorSpec:
     summary: str = ""
     heavy: bool = False
     standard_sha256: str | None = None
+    dataset: str | None = None
+    num_classes: int = 0
+    kid_features: str = "pool (2048-d)"
 
     def reads(self, image_shape: tuple[int, int, int]) -> bool:
         """Whether it can read images of ``image_shape`` ``(C, H, W)``."""
         shape = tuple(image_shape)
         return (self.image_shape is None or shape == self.image_shape) and shape[0] in (1, 3)
 
+    def applies_to(self, dataset: str, image_shape: tuple[int, int, int]) -> bool:
+        """Whether runs on ``dataset`` compute it without being asked: it reads the images and is not a
+        classifier of another dataset."""
+        return self.reads(image_shape) and self.dataset in (None, dataset)
+
     def weights_note(self, sha256: str) -> str:
         """``", NOT the standard weights"`` when ``sha256`` is not the standard file's, else ``""``."""
         if self.standard_sha256 and not sha256.startswith(self.standard_sha256):
-            return ", NOT the standard FID weights"
+            return ", NOT the standard weights"
         return ""
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
@@ -183,16 +265,35 @@ class ExtractorSpec:
 
 
 EXTRACTORS: Registry[ExtractorSpec] = Registry("feature extractor", ExtractorSpec)
-EXTRACTORS.register(
-    "lenet-mnist",
-    ExtractorSpec(
-        "ganbench-lenet-mnist",
-        "LeNet",
-        (1, 28, 28),
-        _lenet_weights,
-        "MNIST classifier shipped with ganbench (99.35 % test accuracy, test-set IS 9.85); offline default",
-    ),
-)
+
+
+def register_lenet(dataset: str) -> ExtractorSpec:
+    """Register ``lenet-<dataset>`` (ganbench and torch-fidelity) for a registered dataset with a fixed shape."""
+    data = DATASETS.get(dataset)
+    if data.image_shape is None or not data.num_classes:
+        raise ValueError(f"dataset {dataset!r} has no fixed image shape and classes: no LeNet extractor for it")
+    shipped = SHIPPED.get(dataset)
+    summary = f"{dataset} classifier, {shipped.note}" if shipped else f"{dataset} classifier"
+    spec = ExtractorSpec(
+        f"ganbench-lenet-{dataset}",
+        LABELS.get(dataset, f"LeNet-{dataset}"),
+        data.image_shape,
+        _lenet_weights(dataset),
+        summary,
+        standard_sha256=shipped.sha256 if shipped else None,
+        dataset=dataset,
+        num_classes=data.num_classes,
+        kid_features="penultimate, scaled to norm sqrt(128)",
+    )
+    EXTRACTORS.register(f"lenet-{dataset}", spec)
+    if spec.fidelity_name not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
+        torch_fidelity.register_feature_extractor(spec.fidelity_name, FeatureExtractorLeNet)
+    return spec
+
+
+for _name in DATASETS.names():
+    if DATASETS.get(_name).image_shape is not None:
+        register_lenet(_name)
 EXTRACTORS.register(
     "inception-v3-compat",
     ExtractorSpec(
@@ -200,13 +301,23 @@ EXTRACTORS.register(
         "Inception",
         None,
         _inception_weights,
-        "torch-fidelity's TF-compatible Inception-v3 (the FID of papers); weights downloaded or --inception-weights",
+        "the FID of papers (torch-fidelity's TF port); --inception-weights",
         heavy=True,
         standard_sha256=INCEPTION_SHA256_PREFIX,
     ),
 )
-if "ganbench-lenet-mnist" not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
-    torch_fidelity.register_feature_extractor("ganbench-lenet-mnist", FeatureExtractorLeNetMNIST)
+
+
+def locate_weights(name: str, path: str | None, workdir: str | os.PathLike[str] | None, download: bool) -> Path:
+    """The weights of extractor ``name``: ``path`` (the user's), else its standard or shipped weights, else
+    for a ``lenet-<dataset>`` without shipped weights the file ``ganbench extractor train`` wrote into the
+    workspace. Raises WeightsUnavailable saying how to get them."""
+    spec = EXTRACTORS.get(name)
+    if not path and workdir is not None and spec.dataset is not None and spec.dataset not in SHIPPED:
+        trained = workspace_weights(workdir, spec.dataset)
+        if trained.is_file():
+            path = str(trained)
+    return spec.weights(path, download)
 
 
 def check_extractor(name: str, image_shape: tuple[int, int, int]) -> ExtractorSpec:

@@ -1,13 +1,17 @@
-"""The ``lenet-mnist`` classifier: a LeNet-style CNN (LeCun et al. 1998) used as an offline feature
-extractor for MNIST metrics.
+"""The ``lenet-<dataset>`` classifiers: a LeNet-style CNN (LeCun et al. 1998) used as an offline feature
+extractor for a dataset's metrics, one set of weights per dataset.
 
-Architecture: conv 5x5 (32) -> ReLU -> maxpool 2 -> conv 5x5 (64) -> ReLU -> maxpool 2 -> linear 1024->128
--> ReLU (the 128-d "penultimate" features, used for FID / KID / precision-recall) -> linear 128->10 (logits;
-their softmax gives IS). Input: float ``(N, 1, 28, 28)`` in ``[0, 1]``, normalised inside with MNIST's
-mean 0.1307 and std 0.3081. Trained by ``python -m bench.metrics.train_lenet``.
+Architecture: conv 5x5 (32) -> ReLU -> maxpool 2 -> conv 5x5 (64) -> ReLU -> maxpool 2 -> linear -> 128
+-> ReLU (the 128-d "penultimate" features, used for FID / KID / precision-recall) -> linear 128 -> K
+(logits; their softmax gives IS). Input: float ``(N, C, S, S)`` in ``[0, 1]`` (S = 28 or 32), normalised
+inside with the training split's per-channel mean and std, which the weights file carries (``mean`` /
+``std``; the ``lenet-mnist`` file of ganbench 0.1 holds none and uses MNIST's 0.1307 / 0.3081). Trained by
+``ganbench extractor train`` (:mod:`bench.metrics.train_lenet`).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -17,17 +21,25 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
 class LeNet(nn.Module):
-    def __init__(self, dropout: float = 0.0):
+    """Args: in_channels 1 or 3; num_classes K; image_size S (square, >= 16); dropout before the last layer
+    (training only)."""
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, dropout: float = 0.0):
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 5)
+        side = ((image_size - 4) // 2 - 4) // 2  # 28 -> 4, 32 -> 5
+        if side < 1:
+            raise ValueError(f"LeNet needs images of at least 16x16, got {image_size}")
+        self.conv1 = nn.Conv2d(in_channels, 32, 5)
         self.conv2 = nn.Conv2d(32, 64, 5)
-        self.fc1 = nn.Linear(64 * 4 * 4, 128)
-        self.fc2 = nn.Linear(128, 10)
+        self.fc1 = nn.Linear(64 * side * side, 128)
+        self.fc2 = nn.Linear(128, num_classes)
         self.dropout = nn.Dropout(dropout)
+        self.register_buffer("mean", torch.full((1, in_channels, 1, 1), MNIST_MEAN))
+        self.register_buffer("std", torch.full((1, in_channels, 1, 1), MNIST_STD))
 
     def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x float ``(N, 1, 28, 28)`` in ``[0, 1]`` -> (penultimate ``(N, 128)``, logits ``(N, 10)``)."""
-        x = (x - MNIST_MEAN) / MNIST_STD
+        """x float ``(N, C, S, S)`` in ``[0, 1]`` -> (penultimate ``(N, 128)``, logits ``(N, K)``)."""
+        x = (x - self.mean) / self.std
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         h = F.relu(self.fc1(torch.flatten(x, 1)))
@@ -35,3 +47,13 @@ class LeNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.features(x)[1]
+
+
+def load_lenet(path: str | Path, in_channels: int, num_classes: int, image_size: int) -> LeNet:
+    """A :class:`LeNet` with the weights of ``path`` (a state dict saved by ``ganbench extractor train``), in
+    eval mode. Raises RuntimeError / ValueError when the file does not fit the shape."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = LeNet(in_channels, num_classes, image_size)
+    defaults = {"mean": model.mean, "std": model.std}  # files of ganbench 0.1 (MNIST) carry no normalisation
+    model.load_state_dict({**defaults, **state})
+    return model.eval()

@@ -58,7 +58,7 @@ def test_missing_data_fails_before_any_run(tmp_path, workdir, monkeypatch):
     monkeypatch.setenv("GANBENCH_DATA", str(empty))
     r = _invoke("compare", "--steps", "1", "--workdir", str(workdir))
     assert r.exit_code == 2
-    assert r.stderr.startswith("error: MNIST not found:")
+    assert r.stderr.startswith("error: mnist test split not found:")
     assert not (workdir / "mlflow.db").exists()
 
 

@@ -97,9 +97,11 @@ def test_missing_toml_file(tmp_path):
         load_compare_config(tmp_path / "nope.toml")
 
 
-def test_shipped_study_file_is_valid():
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])
+def test_shipped_study_file_is_valid(dataset):
     from pathlib import Path
 
-    cc = load_compare_config(Path(__file__).parents[2] / "studies" / "mnist-head-to-head.toml")
+    cc = load_compare_config(Path(__file__).parents[2] / "studies" / f"{dataset}-head-to-head.toml")
     assert set(cc.archs) == {"vanilla", "dcgan", "wgan-gp", "sngan"}
     assert len(cc.seeds) >= 3 and cc.train.epochs >= 10
+    assert cc.data.dataset == dataset and cc.eval.extractor == f"lenet-{dataset}"

@@ -22,7 +22,7 @@ def test_missing_root_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="is not a folder"):
         load(DataConfig(root=str(tmp_path / "nowhere")), "train", tmp_path)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="MNIST not found: .*train-images-idx3-ubyte.gz"):
+    with pytest.raises(DataError, match="mnist train split not found: .*train-images-idx3-ubyte.gz"):
         load(DataConfig(root=str(tmp_path / "empty")), "train", tmp_path)
 
 
@@ -37,8 +37,8 @@ def test_corrupt_file_fails_md5(mnist_root, tmp_path):
 
 
 def test_unknown_dataset_and_split(tmp_path):
-    with pytest.raises(UnknownNameError, match="unknown dataset 'cifar10'"):
-        load(DataConfig(dataset="cifar10"), "train", tmp_path)
+    with pytest.raises(UnknownNameError, match="unknown dataset 'cifar100'"):
+        load(DataConfig(dataset="cifar100"), "train", tmp_path)
     with pytest.raises(DataError, match="no split 'val'"):
         load(DataConfig(), "val", tmp_path)
 

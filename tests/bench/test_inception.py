@@ -54,44 +54,54 @@ def test_inception_end_to_end_with_local_weights(random_inception, mnist_root, t
         batch_size=12,
         extractors={INCEPTION: ExtractorOptions(weights=random_inception)},
     )
-    plan = plan_extractors(cfg, (1, 28, 28), CPU)
+    plan = plan_extractors(cfg, "mnist", (1, 28, 28), CPU, "ganbench-runs")
     assert list(plan.use) == ["lenet-mnist"] and "skipped on CPU" in plan.skipped[INCEPTION]  # auto on CPU
     generated = load(DataConfig(), "train", tmp_path).images[:24]
     metrics, protocol = fidelity(generated, test, cfg, tmp_path, CPU, extractor=INCEPTION)  # MNIST is 1-channel
     for m in (keys.FID, keys.IS_MEAN, keys.KID_MEAN, keys.PRECISION, keys.RECALL):
         assert torch.isfinite(torch.tensor(metrics[keys.eval_key(INCEPTION, m)])), m
     assert metrics[keys.eval_key(INCEPTION, keys.FID)] > 0
-    assert "NOT the standard FID weights" in protocol.line()
+    assert "NOT the standard weights" in protocol.line()
     assert protocol.n_reference == 24
 
 
 def test_inception_on_uses_local_weights(random_inception, tmp_path):
     cfg = EvalConfig(extractors={INCEPTION: ExtractorOptions("on", random_inception)})
-    plan = plan_extractors(cfg, (1, 28, 28), CPU)
+    plan = plan_extractors(cfg, "mnist", (1, 28, 28), CPU, "ganbench-runs")
     assert list(plan.use) == ["lenet-mnist", INCEPTION] and not plan.skipped
     assert str(plan.use[INCEPTION]) == random_inception
 
 
 def test_missing_weights_offline_names_the_file_and_place(offline):
     with pytest.raises(WeightsUnavailable) as e:
-        plan_extractors(EvalConfig(extractors={INCEPTION: ExtractorOptions("on")}), (1, 28, 28), CPU)
+        plan_extractors(
+            EvalConfig(extractors={INCEPTION: ExtractorOptions("on")}), "mnist", (1, 28, 28), CPU, "ganbench-runs"
+        )
     msg = str(e.value)
     assert INCEPTION_FILE in msg and str(offline) in msg and "--inception-weights" in msg
-    plan = plan_extractors(EvalConfig(), (1, 28, 28), CPU)  # auto: recorded, not fatal
+    plan = plan_extractors(EvalConfig(), "mnist", (1, 28, 28), CPU, "ganbench-runs")  # auto: recorded, not fatal
     assert INCEPTION not in plan.use and plan.skipped[INCEPTION].startswith(
         "unavailable offline: Inception weights not found"
     )
     with pytest.raises(WeightsUnavailable, match="is not a file"):
-        plan_extractors(EvalConfig(extractors={INCEPTION: ExtractorOptions("on", "/nope.pth")}), (1, 28, 28), CPU)
+        plan_extractors(
+            EvalConfig(extractors={INCEPTION: ExtractorOptions("on", "/nope.pth")}),
+            "mnist",
+            (1, 28, 28),
+            CPU,
+            "ganbench-runs",
+        )
 
 
 def test_cached_weights_are_found(offline):
     offline.mkdir(parents=True)
     (offline / INCEPTION_FILE).write_bytes(b"x")
     assert extractors._inception_weights(None, False) == offline / INCEPTION_FILE
-    plan = plan_extractors(EvalConfig(), (1, 28, 28), CPU)
+    plan = plan_extractors(EvalConfig(), "mnist", (1, 28, 28), CPU, "ganbench-runs")
     assert plan.skipped[INCEPTION].startswith("skipped on CPU")
-    plan = plan_extractors(EvalConfig(extractors={INCEPTION: ExtractorOptions("off")}), (1, 28, 28), CPU)
+    plan = plan_extractors(
+        EvalConfig(extractors={INCEPTION: ExtractorOptions("off")}), "mnist", (1, 28, 28), CPU, "ganbench-runs"
+    )
     assert plan.skipped[INCEPTION].startswith("off")
 
 
@@ -122,7 +132,7 @@ def test_eval_command_with_inception_weights_option(random_inception, workdir, m
     args = ["eval", str(ckpt), "--extractor", INCEPTION, "--inception-weights", random_inception, *small]
     r = runner.invoke(app, [*args, "--workdir", str(workdir)])
     assert r.exit_code == 0, r.output
-    assert "protocol: inception-v3-compat (sha256" in r.output and "NOT the standard FID weights" in r.output
+    assert "protocol: inception-v3-compat (sha256" in r.output and "NOT the standard weights" in r.output
     (run,) = Tracker(workdir).search_runs(["mnist-compare"])
     assert run["metrics"][keys.eval_key(INCEPTION, keys.FID)] > 0
     assert run["tags"][f"protocol.{INCEPTION}.n_reference"] == "24"

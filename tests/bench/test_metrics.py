@@ -11,7 +11,7 @@ from bench.data import load, to_uint8
 from bench.metrics.discriminator import accuracy, roc_auc
 from bench.metrics.evaluate import fidelity, generate
 from bench.metrics.extractors import LENET_SHA256, LENET_WEIGHTS, FeatureExtractorLeNetMNIST
-from bench.metrics.lenet import LeNet
+from bench.metrics.lenet import load_lenet
 from bench.metrics.train_lenet import accuracy as classifier_accuracy
 
 CPU = torch.device("cpu")
@@ -43,8 +43,7 @@ def test_shipped_weights_are_pinned():
 
 def test_shipped_classifier_accuracy(mnist):
     _, _, test = mnist
-    model = LeNet()
-    model.load_state_dict(torch.load(LENET_WEIGHTS, weights_only=True))
+    model = load_lenet(LENET_WEIGHTS, 1, 10, 28)
     assert classifier_accuracy(model, test.images, test.labels) >= 0.99
 
 
@@ -68,7 +67,7 @@ def test_fid_pipeline_matches_reference_on_extracted_features(mnist):
     wd, train, test = mnist
     cfg = EvalConfig(n_samples=2000, kid_subset_size=500)
     metrics, protocol = fidelity(train.images[:2000], test, cfg, wd, CPU)
-    ext = FeatureExtractorLeNetMNIST("x", ["penultimate"])
+    ext = FeatureExtractorLeNetMNIST("ganbench-lenet-mnist", ["penultimate"])
     with torch.no_grad():
         fa = ext(train.images[:2000])[0].double().numpy()
         fb = torch.cat([ext(test.images[i : i + 2500])[0] for i in range(0, 10000, 2500)]).double().numpy()
@@ -110,7 +109,7 @@ def test_reference_statistics_are_cached_by_key(mnist, tmp_path):
     cfg = EvalConfig(n_samples=200, kid_subset_size=100, n_reference=1000)
     m1, _ = fidelity(train.images[:200], test, cfg, tmp_path, CPU)
     files = {p.name for p in cache.rglob("*") if p.is_file()}
-    assert files and all(f"mnist-test-lenet-mnist-{LENET_SHA256[:16]}-n1000" in n for n in files)
+    assert files and all(f"mnist-test-28px1c-lenet-mnist-{LENET_SHA256[:16]}-n1000" in n for n in files)
     # a different reference size: a new key, statistics recomputed (a different number)
     m2, _ = fidelity(
         train.images[:200], test, EvalConfig(n_samples=200, kid_subset_size=100, n_reference=2000), tmp_path, CPU
@@ -140,7 +139,7 @@ def test_kid_subset_larger_than_samples_is_a_clear_error(mnist, tmp_path):
 
 
 def test_extractor_rejects_wrong_input():
-    ext = FeatureExtractorLeNetMNIST("x", ["penultimate"])
+    ext = FeatureExtractorLeNetMNIST("ganbench-lenet-mnist", ["penultimate"])
     with pytest.raises(ValueError, match=r"uint8 images \(N, 1, 28, 28\)"):
         ext(torch.zeros(2, 1, 28, 28))
     with pytest.raises(ValueError, match="got torch.uint8"):
