@@ -108,7 +108,16 @@ def foreign_run(resume: str | os.PathLike[str] | None, run_id: str, store: str) 
 
 
 # what a resumed run cannot change: its state was made with them (the model, its optimiser, the data order)
-FIXED_ON_RESUME = ("arch", "seed", "model.", "data.dataset", "train.batch_size", "train.precision")
+FIXED_ON_RESUME = (
+    "arch",
+    "seed",
+    "model.",
+    "data.dataset",
+    "data.image_size",
+    "data.channels",
+    "train.batch_size",
+    "train.precision",
+)
 
 
 def check_resumable(state: dict[str, Any], cfg: Any, gan: Any, source: str | os.PathLike[str]) -> None:

@@ -126,7 +126,8 @@ def _download(name: str, make: Callable[[], Any], download_dir: Path) -> Any:
     except Exception as e:  # no network, no permission
         raise DataError(
             f"{name} is not available offline and the download into {download_dir} failed "
-            f"({type(e).__name__}: {str(e)[:120]}); set GANBENCH_DATA or --data-root to the folder holding it"
+            f"({type(e).__name__}: {' '.join(str(e).split())[:160]}); set GANBENCH_DATA or --data-root to the "
+            "folder holding it"
         ) from None
 
 
@@ -145,6 +146,7 @@ class IdxDataset:
     label_offset: int = 0  # EMNIST letters: labels 1..26
     classes: tuple[str, ...] = ()
     url: str = ""
+    download_if_absent: bool = False  # files missing under the root: download them into <workdir>/data
 
     def relative(self, split: str) -> tuple[str, ...]:
         return tuple(f"{self.folder}/{f}" for f in self.files[split])
@@ -158,14 +160,23 @@ class IdxDataset:
         )
 
     def load(self, source: Source) -> tuple[Tensor, Tensor, tuple[str, ...]]:
-        if source.root is None:
-            ds = _download(self.name, lambda: self._dataset(source.download_dir, source.split), source.download_dir)
+        root, absent = source.root, None
+        if root is not None:
+            paths = [root / self.folder / f for f in self.files[source.split]]
+            absent = next((p for p in paths if not p.is_file()), None)
+            if absent is not None and not self.download_if_absent:
+                raise _missing(f"{self.name} {source.split} split", absent, self.folder, self.url)
+            root = None if absent is not None else root
+        if root is None:
+            try:
+                ds = _download(self.name, lambda: self._dataset(source.download_dir, source.split), source.download_dir)
+            except DataError as e:
+                if absent is None:
+                    raise
+                missing = _missing(f"{self.name} {source.split} split", absent, self.folder, self.url)
+                raise DataError(f"{missing} (the download failed: {e})") from None
             images, labels = ds.data.numpy(), ds.targets.numpy()
         else:
-            paths = [source.root / self.folder / f for f in self.files[source.split]]
-            for p in paths:
-                if not p.is_file():
-                    raise _missing(f"{self.name} {source.split} split", p, self.folder, self.url)
             images, labels = (read_idx(p, self.checksums.get(p.name)) for p in paths)
         if images.shape[0] != labels.shape[0]:
             raise DataError(f"{self.name} {source.split}: {images.shape[0]} images but {labels.shape[0]} labels")
@@ -275,6 +286,7 @@ for _split, (_classes, _sizes) in EMNIST_SPLITS.items():
         label_offset=1 if _split == "letters" else 0,
         classes=_classes,
         url="https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip",
+        download_if_absent=_split != "letters",  # no per-file checksums: torchvision's zip check instead
     )
     DATASETS.register(f"emnist-{_split}", _ds.spec((1, 28, 28), f"EMNIST, {_sizes}"))
 
@@ -347,21 +359,24 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 FOLDER_SIZE, FOLDER_CHANNELS = 64, 3  # data.image_size / data.channels defaults for a folder of images
 
 
-def _images_in(folder: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
-    """Image paths, labels and class names: one class per sub-folder (ImageFolder's layout), or one class
-    ``images`` for a flat folder."""
-    from torchvision.datasets.folder import find_classes
+def _classes(folders: list[Path]) -> tuple[str, ...]:
+    """The class names of an ImageFolder layout: the sub-folders of any of ``folders``, sorted (the same
+    label for a class in train and test); ``("images",)`` for flat folders."""
+    names = {d.name for f in folders for d in f.iterdir() if d.is_dir() and not d.name.startswith(".")}
+    return tuple(sorted(names)) or ("images",)
+
+
+def _images_in(folder: Path, classes: tuple[str, ...]) -> tuple[list[Path], list[int]]:
+    """Image paths and labels: one class per sub-folder (ImageFolder's layout), or all of a flat folder."""
 
     def found(p: Path) -> list[Path]:
         return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
 
-    subfolders = [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    if subfolders:
-        classes, index = find_classes(str(folder))
-        pairs = [(f, index[c]) for c in classes for f in found(folder / c)]
-        return [f for f, _ in pairs], [y for _, y in pairs], tuple(classes)
-    paths = found(folder)
-    return paths, [0] * len(paths), ("images",)
+    if classes == ("images",):
+        paths = found(folder)
+        return paths, [0] * len(paths)
+    pairs = [(f, y) for y, c in enumerate(classes) if (folder / c).is_dir() for f in found(folder / c)]
+    return [f for f, _ in pairs], [y for _, y in pairs]
 
 
 @functools.lru_cache(maxsize=4)
@@ -373,12 +388,17 @@ def _load_folder(source: Source) -> tuple[Tensor, Tensor, tuple[str, ...]]:
         raise DataError("dataset 'folder' needs data.root (--data-root): the folder of images")
     root = source.root
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
-    paths, labels, classes = _images_in(root / source.split if has_splits else root)
-    if not has_splits:  # every 10th image (sorted paths, so every class) is the test split
+    classes = _classes([root / "train", root / "test"] if has_splits else [root])
+    paths, labels = _images_in(root / source.split if has_splits else root, classes)
+    if not has_splits:  # every 10th image in sorted order (class by class) is the test split
         keep = [i for i in range(len(paths)) if (i % 10 == 9) == (source.split == "test")]
         paths, labels = [paths[i] for i in keep], [labels[i] for i in keep]
     if not paths:
-        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the {source.split} split of {root}")
+        layout = f"{root}/{source.split}/" if has_splits else f"every 10th image of {root}"
+        raise DataError(
+            f"the {source.split} split of {root} has no images ({layout}; suffixes {', '.join(IMAGE_SUFFIXES)}); "
+            "give at least 10 images, or train/ and test/ sub-folders"
+        )
     size, channels = source.image_size or FOLDER_SIZE, source.channels or FOLDER_CHANNELS
     mode = "RGB" if channels == 3 else "L"
     resize = v2.Compose([v2.Resize(size, antialias=True), v2.CenterCrop(size)])
@@ -442,6 +462,7 @@ class ImageData:
     labels: Tensor
     spec: DatasetSpec
     classes: tuple[str, ...] = ()
+    origin: str = ""  # where a dataset without fixed files came from (folder: its path), for cache keys
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -476,7 +497,8 @@ def load(cfg: DataConfig, split: str, workdir: str | os.PathLike[str], device: t
     images, labels, classes = spec.load(source)
     if spec.image_shape is not None:
         images = _convert(images, cfg.image_size, cfg.channels)
-    return ImageData(cfg.dataset, split, images.to(device), labels.to(device), spec, tuple(classes))
+    origin = str(source.root) if spec.image_shape is None and source.root else ""
+    return ImageData(cfg.dataset, split, images.to(device), labels.to(device), spec, tuple(classes), origin)
 
 
 def image_shape(cfg: DataConfig) -> tuple[int, int, int] | None:

@@ -101,6 +101,11 @@ def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
     reference = load(cfg.data, cfg.eval.reference_split, cfg.workdir)
     train_split = load(cfg.data, "train", cfg.workdir).images  # cached: train() takes it from here again
     check_batch_size(cfg.train.batch_size, train_split.shape[0], f"{cfg.data.dataset}/train")
+    try:  # e.g. the convolutional backbone and an image size it cannot make
+        build_gan(cfg.arch, cfg.model, reference.image_shape, reference.num_classes)
+    except ValueError as e:
+        shape = reference.image_shape
+        raise ConfigError(f"{cfg.arch} cannot be built for {cfg.data.dataset} images {shape}: {e}") from None
     if cfg.train.keep_best and not (cfg.eval.enabled and cfg.train.eval_every != 0):
         raise ConfigError("train.keep_best needs the FID curve: eval.enabled = true and train.eval_every != 0")
     if not cfg.eval.enabled:

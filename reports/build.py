@@ -101,22 +101,26 @@ def build_report(
     primary = (
         resolve_metric(df, metric) if len(df) and (metric or any(str(c).startswith("eval/") for c in df)) else None
     )
-    pw = pairwise_frame(df, primary) if primary and len(datasets_in(df)) == 1 else pd.DataFrame()
-    have_pw = bool(len(pw) and pw["p"].notna().any())
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--out {str(out)!r} cannot be used: {e.strerror or e}") from None
     speed_sections = [_speed_section(speed)] if len(speed) else []
-    sections: list[Section] = []
+    failed = df[df["status"] != "FINISHED"]
+    n_runs = int((df["kind"] == keys.KIND_RUN).sum())
+    counts = f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed, pruned or unfinished."
+    sections: list[Section] = [Section(notes=[counts])] if len(df) else []
     datasets = datasets_in(df)
+    pws = []
     for ds in datasets:  # one set of tables per dataset: numbers of different references never share a column
         sub = df[df["dataset"] == ds]
         ds_primary = _dataset_metric(sub, primary)
         ds_pw = pairwise_frame(sub, ds_primary) if ds_primary else pd.DataFrame()
         ds_pw = ds_pw if len(ds_pw) and ds_pw["p"].notna().any() else None
+        if ds_pw is not None:
+            pws.append(ds_pw.assign(dataset=ds, metric=ds_primary))
         fig_dir = out / "figures" if len(datasets) == 1 else out / "figures" / ds
-        sections += _sections(sub, fig_dir, workdir, ds_primary, ds_pw, ds, lead=not sections)
+        sections += _sections(sub, fig_dir, workdir, ds_primary, ds_pw, ds)
     sections += speed_sections
     title = f"ganbench report: {', '.join(experiments)}"
     provenance = _provenance(pd.concat([df, speed]), experiments)
@@ -124,7 +128,8 @@ def build_report(
         write_text(out / "report.md", render.markdown(title, sections, provenance))
         if len(df):
             comparisons = [sec for sec in sections if sec.title.startswith(COMPARISON)]
-            write_text(out / "table.md", "\n".join(render.markdown_table(sec) for sec in comparisons))
+            titled = len(comparisons) > 1
+            write_text(out / "table.md", "\n".join(render.markdown_table(sec, titled) for sec in comparisons))
     if "tex" in formats:
         document, body = render.latex(sections)
         write_text(out / "table.tex", document)
@@ -132,8 +137,8 @@ def build_report(
     if "csv" in formats:
         if len(df):
             write_text(out / "table.csv", tables.to_csv(df))  # one block of rows per dataset
-        if have_pw:
-            write_text(out / "pairwise.csv", pw.to_csv(index=False))
+        if pws:  # one block per dataset
+            write_text(out / "pairwise.csv", pd.concat(pws, ignore_index=True).to_csv(index=False))
         if len(speed):
             write_text(out / "speed.csv", tables.speed_csv(speed))
     if "html" in formats:
@@ -162,11 +167,10 @@ def _sections(
     primary: str | None,
     pw: pd.DataFrame | None,
     dataset: str,
-    lead: bool = True,
 ) -> list[Section]:
-    """The sections of one dataset's comparison on the ``primary`` metric key: lead (run counts, only if
-    ``lead``), comparison table, paper layout, pairwise tests ``pw`` (None: too few seeds), failed runs,
-    figures (written to ``fig_dir``). Every title names the dataset."""
+    """The sections of one dataset's comparison on the ``primary`` metric key: comparison table, paper
+    layout, pairwise tests ``pw`` (None: too few seeds), failed runs, figures (written to ``fig_dir``).
+    Every title and the first note name the dataset."""
     extractor = primary.split("/")[1] if primary else None
     label = f"{primary.split('/')[2].upper()} ({tables.label(df, extractor)})" if primary else ""
     figs = _figures(df, fig_dir, Tracker(workdir), primary, label)
@@ -175,9 +179,11 @@ def _sections(
     selections = sorted({s for s in df["selection"].dropna() if s and s != "last checkpoint"})
     devices = sorted({d for d in df["device"].dropna() if d})
     failed = df[df["status"] != "FINISHED"]
-    n_runs = int((df["kind"] == keys.KIND_RUN).sum())
-    counts = f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed, pruned or unfinished."
-    notes = [f"Protocol: {p}" for p in protocols] + [f"Not computed (n/a): {n}: {why}" for n, why in unavailable]
+    notes = (
+        [f"Dataset: {dataset}"]
+        + [f"Protocol: {p}" for p in protocols]
+        + [f"Not computed (n/a): {n}: {why}" for n, why in unavailable]
+    )
     notes += [f"Checkpoint selection: {s}" for s in selections] + [f"Device: {d}" for d in devices]
     extractors = "; ".join(f"{tables.label(df, e)}: {e}" for e in tables.extractors_in(df))
     explanation = (
@@ -193,10 +199,9 @@ def _sections(
         "95 % confidence intervals (Student's t) are in table.csv."
     )
     on = f": {dataset}"
-    sections = [Section(notes=[counts])] if lead else []
-    sections.append(
+    sections = [
         Section(COMPARISON + on, lambda style: tables.display_frame(df, style), notes, [explanation], in_tex=True)
-    )
+    ]
     if extractor:
         paper = Section("Paper layout" + on, lambda style: tables.paper_frame(df, extractor, style), notes, in_tex=True)
         sections.append(paper)
@@ -282,7 +287,7 @@ def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> st
     datasets = datasets_in(runs)
     for ds in datasets or ([None] if not len(speed) else []):
         frame, note = summary_frame(runs if ds is None else runs[runs["dataset"] == ds])
-        title = f"dataset: {ds}\n\n" if len(datasets) > 1 else ""
+        title = f"dataset: {ds}\n\n" if ds is not None else ""
         parts.append(title + frame.to_markdown(index=False, disable_numparse=True, tablefmt="simple") + "\n\n" + note)
     return "\n\n".join(parts + ([tables.speed_markdown(speed)] if len(speed) else []))
 

@@ -57,9 +57,15 @@ def _figure_path(p: Path) -> str:
     return f"figures/{p.name}" if p.parent.name == "figures" else f"figures/{p.parent.name}/{p.name}"
 
 
-def markdown_table(section: Section) -> str:
-    """``table.md``: one section's table with its notes."""
-    return _md_table(section.table("md")) + "\n\n" + "\n".join(f"{n}  " for n in section.notes) + "\n"
+def markdown_table(section: Section, titled: bool = False) -> str:
+    """``table.md``: one section's table with its notes (under its title when ``titled``)."""
+    return (
+        (f"## {section.title}\n\n" if titled else "")
+        + _md_table(section.table("md"))
+        + "\n\n"
+        + "\n".join(f"{n}  " for n in section.notes)
+        + "\n"
+    )
 
 
 def html_page(title: str, sections: list[Section], footer: list[str]) -> str:

@@ -45,10 +45,11 @@ STALE = "stale/"  # study user attribute prefix: stale/<trial number> = why a de
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """arch; name (default ``<arch>-search``); trials: total over all workers and resumptions; timeout:
-    seconds per worker; metric: ``fid``, ``kid_mean`` (minimised), ``is_mean``, ``precision``, ``recall``
-    (maximised) with the primary extractor; sampler: tpe | random | cmaes; pruner: median | hyperband | none
-    (on the FID curve); storage: None (journal file) or an RDB URL; workers: processes on this host; seed."""
+    """arch; name (default ``<arch>-search`` on MNIST, ``<dataset>-<arch>-search`` otherwise); trials: total
+    over all workers and resumptions; timeout: seconds per worker; metric: ``fid``, ``kid_mean``
+    (minimised), ``is_mean``, ``precision``, ``recall`` (maximised) with the primary extractor; sampler:
+    tpe | random | cmaes; pruner: median | hyperband | none (on the FID curve); storage: None (journal
+    file) or an RDB URL; workers: processes on this host; seed."""
 
     arch: str = "dcgan"
     name: str | None = None
@@ -106,7 +107,11 @@ def load_study(
     study = {**study_table, **{k: v for k, v in study_sets.items() if v is not None}}
     space = data.pop("space", {})
     sc = validate(StudyConfig, study, "study.")
-    identity = {"archs": [sc.arch], "seeds": [sc.seed], "experiment": sc.study_name}
+    identity: dict[str, Any] = {"archs": [sc.arch], "seeds": [sc.seed]}
+    dataset = load_compare_config(None, sets, base=combine(TUNE_DEFAULTS, data, identity), overrides=overrides)
+    if sc.name is None and dataset.data.dataset != "mnist":  # MNIST keeps the name of earlier versions
+        sc = dataclasses.replace(sc, name=f"{dataset.data.dataset}-{sc.arch}-search")
+    identity["experiment"] = sc.study_name
     cc = load_compare_config(None, sets, base=combine(TUNE_DEFAULTS, data, identity), overrides=overrides)
     check_space(sc.arch, space_for(sc.arch, space), dataclasses.asdict(cc))  # every value, before any trial
     return sc, cc, space

@@ -77,7 +77,10 @@ def tune(
     ] = None,
     sampler: Annotated[str | None, typer.Option(help="tpe | random | cmaes [tpe].")] = None,
     pruner: Annotated[str | None, typer.Option(help="median | hyperband | none, on the FID curve [median].")] = None,
-    study_name: Annotated[str | None, typer.Option(help="Study (and MLflow experiment) name [<arch>-search].")] = None,
+    study_name: Annotated[
+        str | None,
+        typer.Option(help="Study (and MLflow experiment) name [<arch>-search; <dataset>-<arch>-search off MNIST]."),
+    ] = None,
     storage: Annotated[str | None, typer.Option(help="postgresql://... (RDB) or journal:PATH [journal file].")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes on this host [1].")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the sampler and of every trial [0].")] = None,

@@ -177,7 +177,7 @@ def extractor_train(
     """Train the lenet-<dataset> feature extractor with ganbench's recipe; prints test accuracy and sha256."""
     from bench.config import DataConfig
     from bench.data import DATASETS
-    from bench.metrics.extractors import workspace_weights
+    from bench.metrics.extractors import SHIPPED, workspace_weights
     from bench.metrics.train_lenet import Recipe, train_extractor
 
     spec = DATASETS.get(dataset)
@@ -188,3 +188,8 @@ def extractor_train(
     typer.echo(f"training lenet-{dataset}: {recipe}")
     for line in train_extractor(DataConfig(dataset=dataset, root=data_root), workdir, target, recipe):
         typer.echo(line)
+    if dataset in SHIPPED:
+        typer.echo(
+            f"lenet-{dataset}'s shipped weights stay the default (numbers stay comparable); use these with "
+            f"--set eval.extractors.lenet-{dataset}.weights={target}"
+        )

@@ -14,6 +14,7 @@ reference size, so a changed key never reuses stale statistics.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -112,7 +113,12 @@ def plan_extractors(
     for name in cfg.extractors:
         EXTRACTORS.get(name)
     cfg = with_primary(cfg, dataset)
-    check_extractor(cfg.extractor, image_shape)
+    primary = check_extractor(cfg.extractor, image_shape)
+    if primary.dataset not in (None, dataset):
+        raise ConfigError(
+            f"eval.extractor = {cfg.extractor!r} is the classifier of {primary.dataset}, not of {dataset}; "
+            f"use lenet-{dataset} (the default) or inception-v3-compat"
+        )
     use = {cfg.extractor: locate_weights(cfg.extractor, cfg.options(cfg.extractor).weights, workdir, True)}
     skipped: dict[str, str] = {}
     for name in EXTRACTORS.names():
@@ -226,6 +232,7 @@ def fidelity(
             f"{n_ref} reference); lower it or raise eval.n_samples / eval.n_reference"
         )
     drawn = "" if subset == "all" else f"-r{cfg.reference_seed}"
+    drawn += f"-{hashlib.sha1(reference.origin.encode()).hexdigest()[:8]}" if reference.origin else ""
     size = f"{reference.image_shape[1]}px{reference.image_shape[0]}c"
     cache_name = f"{reference.name}-{reference.split}-{size}-{name}-{sha[:16]}-n{n_ref}{drawn}-v2"
     # torch-fidelity's DataLoaders draw their seeds from the global torch RNG, once more when the reference
@@ -313,10 +320,21 @@ def evaluate(
     fakes = generate(gan.generator, cfg.n_samples, cfg.batch_size, seed, device)
     metrics, protocols = fidelity_all(to_uint8(fakes), reference, cfg, workdir, seed, device, extractors)
     n = min(cfg.n_samples, reference.images.shape[0])
-    s_real = discriminator_scores(gan.discriminator, to_float(reference.images[:n]), cfg.batch_size, device)
+    reals = to_float(held_out(reference, n, cfg.reference_seed))
+    s_real = discriminator_scores(gan.discriminator, reals, cfg.batch_size, device)
     s_fake = discriminator_scores(gan.discriminator, fakes[:n], cfg.batch_size, device)
     metrics.update(accuracy(s_real.numpy(), s_fake.numpy(), LOSSES.get(gan.loss_name).threshold))
     return metrics, protocols
+
+
+def held_out(reference: ImageData, n: int, seed: int) -> torch.Tensor:
+    """``n`` images of the reference split for the discriminator's accuracy: all of it, or a random subset
+    drawn with ``seed`` (not the first n, which need not be a fair sample)."""
+    total = reference.images.shape[0]
+    if n >= total:
+        return reference.images
+    idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+    return reference.images[idx.sort().values.to(reference.images.device)]
 
 
 def check_floor_size(real: ImageData, cfg: EvalConfig) -> None:
@@ -373,7 +391,7 @@ def training_metrics(
     many reference images, at its loss's threshold."""
     cfg = with_primary(cfg, reference.name)
     n_real = min(cfg.during_training_samples, reference.images.shape[0])
-    reals = to_float(reference.images[:n_real])
+    reals = to_float(held_out(reference, n_real, cfg.reference_seed))
 
     def fn(gan: GAN) -> dict[str, float]:
         fakes = generate(gan.generator, cfg.during_training_samples, cfg.batch_size, seed, device)

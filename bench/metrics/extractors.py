@@ -141,8 +141,8 @@ class FeatureExtractorLeNet(FeatureExtractorBase):
         return False
 
     @staticmethod
-    def get_dummy_input_for_compile() -> torch.Tensor:
-        return torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    def get_dummy_input_for_compile() -> torch.Tensor:  # never called: can_be_compiled() is False
+        raise NotImplementedError("lenet extractors are not compiled")
 
 
 FeatureExtractorLeNetMNIST = FeatureExtractorLeNet  # the name of ganbench 0.1
@@ -325,6 +325,8 @@ def check_extractor(name: str, image_shape: tuple[int, int, int]) -> ExtractorSp
     spec = EXTRACTORS.get(name)
     if not spec.reads(image_shape):
         raise ConfigError(
-            f"eval.extractor = {name!r} reads images of shape {spec.image_shape}, the dataset has {tuple(image_shape)}"
+            f"eval.extractor = {name!r} reads images of shape {spec.image_shape}, the dataset has "
+            f"{tuple(image_shape)}; use inception-v3-compat (any size), a lenet trained on these images "
+            "(ganbench extractor train), or eval.enabled = false"
         )
     return spec

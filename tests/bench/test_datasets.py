@@ -69,6 +69,12 @@ def test_emnist_letters_are_upright_and_labelled_as_the_mapping_says(mnist_root,
             upright = (mnist(x).argmax(1) == digit).float().mean().item()
             transposed = (mnist(x.transpose(-1, -2)).argmax(1) == digit).float().mean().item()
         assert upright > 0.85 and transposed < 0.1, (letter, upright, transposed)
+    # and the shipped letters classifier names a few test images (one per class) as the mapping does
+    letters = _shipped_model("emnist-letters")
+    firsts = torch.stack([test.images[test.labels == y][0] for y in range(26)])
+    with torch.no_grad():
+        predicted = letters(firsts.float() / 255).argmax(1)
+    assert sum(test.classes[p] == chr(65 + y) for y, p in enumerate(predicted.tolist())) >= 24
 
 
 @pytest.mark.slow
@@ -182,6 +188,19 @@ def test_folder_flat_grey_and_its_own_train_test_split(tmp_path):
     assert load(cfg, "test", tmp_path).images.shape == (3, 3, 64, 64)  # defaults: 64x64 RGB
     with pytest.raises(DataError, match="folder' needs data.root"):
         load(DataConfig(dataset="folder"), "train", tmp_path)
+
+
+def test_another_datasets_classifier_or_an_unbuildable_size_is_refused_up_front(mnist_root, workdir):
+    r = runner.invoke(app, ["compare", "--dataset", "fashion-mnist", "--extractor", "lenet-mnist", "--steps", "1",
+                            "--workdir", str(workdir)])  # fmt: skip
+    assert r.exit_code == 2 and "lenet-mnist' is the classifier of mnist, not of fashion-mnist" in r.stderr
+    r = runner.invoke(app, ["compare", "dcgan", "--set", "data.image_size=36", "--set", "eval.enabled=false",
+                            "--steps", "1", "--workdir", str(workdir)])  # fmt: skip
+    assert r.exit_code == 2 and "dcgan cannot be built for mnist images (1, 36, 36)" in r.stderr
+    r = runner.invoke(app, ["compare", "dcgan", "--set", "data.image_size=32", "--steps", "1",
+                            "--workdir", str(workdir)])  # fmt: skip
+    assert r.exit_code == 2 and "use inception-v3-compat (any size)" in r.stderr
+    assert not workdir.exists()
 
 
 def test_any_dataset_resizes_and_converts(mnist_root, tmp_path):
