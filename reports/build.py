@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -272,10 +273,11 @@ def summary_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
             ]
     out["seeds"] = [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
     note = f"FID, IS, recall on {tables.label(df, ext)} features ({ext}). " if ext else ""
-    return out, note + (
-        "Means (FID ± std) over seeds; the floor's over random\nsubsets of the training split. "
+    text = note + (
+        "Means (FID ± std) over seeds; the floor's over random subsets of the training split. "
         "The full table, every metric with its std, is in the report."
     )
+    return out, textwrap.fill(text, width=80)
 
 
 def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> str:

@@ -207,6 +207,7 @@ def eval_(
         metrics, protocols, run_id = evaluate_checkpoint(source, set_ or [], workdir, options)
         for p in protocols:
             typer.echo(f"protocol: {p.line()}")
+    width = max((len(k) for k in metrics), default=0)
     for k, v in sorted(metrics.items()):
-        typer.echo(f"{k:32s} {v:.6g}")
+        typer.echo(f"{k:{width}s} {v:.6g}")
     typer.echo(f"logged to MLflow run {run_id}" if run_id else "not logged (the checkpoint's run is not in this store)")
