@@ -227,14 +227,17 @@ def test_shipped_study_file_is_valid():
 
     sc, cc, space = load_study(str(Path(__file__).parents[2] / "studies" / "mnist-dcgan-search.toml"), [], {})
     assert (sc.arch, sc.trials, sc.study_name) == ("dcgan", 30, "mnist-dcgan-search")
-    sc, cc, _ = load_study(None, [], {"arch": "sngan"}, {"data": {"dataset": "fashion-mnist"}})
-    assert sc.study_name == "fashion-mnist-sngan-search" and cc.experiment == sc.study_name
-    assert cc.eval.extractor == "lenet-fashion-mnist"
-    assert load_study(None, [], {"arch": "sngan"})[0].study_name == "sngan-search"  # MNIST: as before
     assert cc.train.steps == 500 and cc.eval.n_samples == 2000
     params = {p.name: p for p in runner.space_for("dcgan", space)}
     assert (params["lr"].low, params["lr"].high, params["lr"].log) == (5e-5, 1e-3, True)
     assert params["z_dim"].fixed == 100
+
+
+def test_the_default_study_name_carries_the_dataset():
+    sc, cc, _ = load_study(None, [], {"arch": "sngan"}, {"data": {"dataset": "fashion-mnist"}})
+    assert sc.study_name == "fashion-mnist-sngan-search" and cc.experiment == sc.study_name
+    assert cc.eval.extractor == "lenet-fashion-mnist"
+    assert load_study(None, [], {"arch": "sngan"})[0].study_name == "sngan-search"  # MNIST: as before
 
 
 def test_sigterm_of_tune_is_one_line_and_the_interrupted_trial_does_not_count(workdir, mnist_root):
