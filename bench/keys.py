@@ -16,6 +16,7 @@ TRAIN_D_ACC_FAKE = "train/d_acc_fake"
 # end-of-run evaluation
 FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD = "fid", "is_mean", "is_std", "kid_mean", "kid_std"
 PRECISION, RECALL = "precision", "recall"
+MODES, CLASS_KL = "modes", "class_kl"  # mode coverage by the dataset's classifier (bench.metrics.coverage)
 D_ACC_REAL = "eval/d_acc_real"
 D_ACC_FAKE = "eval/d_acc_fake"
 D_ACC = "eval/d_acc"

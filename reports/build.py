@@ -190,7 +190,10 @@ def _sections(
     explanation = (
         "Mean ± sample std over seeds; best mean per column in bold; ↓ lower is better, ↑ higher is better. "
         f"Feature extractors ({extractors or 'none'}) are named in the protocol lines. "
-        "Precision/recall: Kynkäänniemi et al. 2019 (k = 3). D accuracy: the trained discriminator (eval mode) "
+        "Precision/recall: Kynkäänniemi et al. 2019 (k = 3). modes: classes whose share of the samples is at "
+        "least half their share of the real images, by the dataset's classifier; class KL: KL(p_gen || p_real) "
+        "of the predicted class histograms, in nats (Metz et al. 2017; Srivastava et al. 2017). "
+        "D accuracy: the trained discriminator (eval mode) "
         "on held-out real images and as many fresh fakes at its loss's threshold; ROC-AUC is threshold-free. "
         "ms/step: one generator step with its n_critic discriminator steps (median after warm-up); img/s: real "
         f"images through the discriminator per second. {tables.FLOOR_LABEL}: real training images scored as "

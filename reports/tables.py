@@ -80,6 +80,11 @@ def columns_for(df: pd.DataFrame) -> list[Column]:
                 Column(keys.eval_key(ext, keys.PRECISION), f"Precision ({name}) ↑", 3, better="higher"),
                 Column(keys.eval_key(ext, keys.RECALL), f"Recall ({name}) ↑", 3, better="higher"),
             ]
+        if keys.eval_key(ext, keys.MODES) in df.columns:  # a classifier of the dataset: mode coverage
+            cols += [
+                Column(keys.eval_key(ext, keys.MODES), f"modes ({name}) ↑", 1, better="higher"),
+                Column(keys.eval_key(ext, keys.CLASS_KL), f"class KL ({name}) ↓", 3, better="lower"),
+            ]
     cols += [
         Column(keys.D_ACC_REAL, "D acc real (%)", 1, 100),
         Column(keys.D_ACC_FAKE, "D acc fake (%)", 1, 100),

@@ -30,10 +30,11 @@ from bench import keys
 from bench.config import EvalConfig, default_extractor
 from bench.data import ImageData, to_float, to_uint8
 from bench.errors import ConfigError
+from bench.metrics.coverage import classify, coverage
 from bench.metrics.discriminator import accuracy
 from bench.metrics.extractors import EXTRACTORS, WeightsUnavailable, check_extractor, locate_weights, sha256_of
 
-ALL_METRICS = ("fid", "isc", "kid", "prc")
+ALL_METRICS = ("fid", "isc", "kid", "prc", "modes")
 _NAMES = {
     torch_fidelity.KEY_METRIC_FID: keys.FID,
     torch_fidelity.KEY_METRIC_ISC_MEAN: keys.IS_MEAN,
@@ -240,28 +241,35 @@ def fidelity(
     on_gpu = device.type == "cuda" and torch.cuda.is_available()  # (a test may name CUDA on a CPU machine)
     on_device = torch.cuda.device(device) if on_gpu else contextlib.nullcontext()
     with torch.random.fork_rng(devices=[]), on_device:  # torch-fidelity's .cuda() uses the current device
-        out = torch_fidelity.calculate_metrics(
-            input1=_Images(spec.prepare(generated)),
-            input2=_Images(spec.prepare(ref)),
-            input2_cache_name=cache_name,
-            cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
-            cache=True,
-            cuda=device.type == "cuda",
-            batch_size=cfg.batch_size,
-            feature_extractor=spec.fidelity_name,
-            feature_extractor_weights_path=str(weights),
-            isc="isc" in metrics,
-            fid="fid" in metrics,
-            kid="kid" in metrics,
-            prc="prc" in metrics,
-            kid_subsets=cfg.kid_subsets,
-            kid_subset_size=cfg.kid_subset_size,
-            prc_neighborhood=cfg.prc_neighborhood,
-            rng_seed=seed,
-            save_cpu_ram=True,  # no DataLoader worker processes
-            verbose=False,
+        out = (
+            torch_fidelity.calculate_metrics(
+                input1=_Images(spec.prepare(generated)),
+                input2=_Images(spec.prepare(ref)),
+                input2_cache_name=cache_name,
+                cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
+                cache=True,
+                cuda=device.type == "cuda",
+                batch_size=cfg.batch_size,
+                feature_extractor=spec.fidelity_name,
+                feature_extractor_weights_path=str(weights),
+                isc="isc" in metrics,
+                fid="fid" in metrics,
+                kid="kid" in metrics,
+                prc="prc" in metrics,
+                kid_subsets=cfg.kid_subsets,
+                kid_subset_size=cfg.kid_subset_size,
+                prc_neighborhood=cfg.prc_neighborhood,
+                rng_seed=seed,
+                save_cpu_ram=True,  # no DataLoader worker processes
+                verbose=False,
+            )
+            if set(metrics) - {"modes"}
+            else {}
         )
     result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
+    if "modes" in metrics and spec.num_classes:  # a classifier of the dataset: mode coverage
+        cov = coverage(classify(generated, spec, weights), classify(ref, spec, weights), spec.num_classes)
+        result |= {keys.eval_key(name, k): v for k, v in cov.items()}
     reference_name = f"{reference.name}/{reference.split}"
     return result, Protocol(name, spec.label, sha, n_gen, reference_name, n_ref, seed, subset, spec.kid_features)
 
