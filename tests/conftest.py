@@ -62,6 +62,16 @@ def mnist_root() -> Path:
     return Path(root)
 
 
+@pytest.fixture(scope="module")
+def mnist(mnist_root, tmp_path_factory):
+    """(a workspace, real MNIST train, real MNIST test) on the CPU, loaded once per test module."""
+    from bench.config import DataConfig
+    from bench.data import load
+
+    wd = tmp_path_factory.mktemp("ws")
+    return wd, load(DataConfig(), "train", wd), load(DataConfig(), "test", wd)
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """An empty workspace with the embedded MLflow store (MLFLOW_TRACKING_URI unset)."""
@@ -79,6 +89,7 @@ FAST = [
     "eval.kid_subset_size=50",
     "eval.kid_subsets=10",
     "eval.during_training_samples=100",
+    "eval.floor_subsets=2",
 ]
 
 

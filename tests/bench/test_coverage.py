@@ -6,8 +6,7 @@ import pytest
 import torch
 
 from bench import keys
-from bench.config import DataConfig, EvalConfig
-from bench.data import load
+from bench.config import EvalConfig
 from bench.metrics.coverage import coverage
 from bench.metrics.evaluate import fidelity
 
@@ -25,12 +24,6 @@ def test_coverage_counts_modes_and_kl_by_hand():
     parts = [torch.full((40,), 1), torch.full((60,), 2), torch.arange(3, 10).repeat(128), torch.full((4,), 3)]
     skewed = torch.cat(parts)
     assert len(skewed) == 1000 and coverage(skewed, real, 10)[keys.MODES] == 8.0  # 2..9 (not 0 or 1)
-
-
-@pytest.fixture(scope="module")
-def mnist(mnist_root, tmp_path_factory):
-    wd = tmp_path_factory.mktemp("ws")
-    return wd, load(DataConfig(), "train", wd), load(DataConfig(), "test", wd)
 
 
 def test_real_images_cover_every_class_and_one_class_covers_one(mnist):

@@ -33,12 +33,6 @@ def _kid_by_hand(x: np.ndarray, y: np.ndarray) -> float:
     return float(off - 2 * kxy.mean())
 
 
-@pytest.fixture(scope="module")
-def mnist(mnist_root, tmp_path_factory):
-    wd = tmp_path_factory.mktemp("ws")
-    return wd, load(DataConfig(), "train", wd), load(DataConfig(), "test", wd)
-
-
 def test_kid_matches_an_independent_computation(mnist):
     wd, train, test = mnist
     fakes, reals = train.images[:300], test.images[:300]

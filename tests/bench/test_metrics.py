@@ -30,12 +30,6 @@ def _stats(f):
     return f.mean(0), np.cov(f, rowvar=False)
 
 
-@pytest.fixture(scope="module")
-def mnist(mnist_root, tmp_path_factory):
-    wd = tmp_path_factory.mktemp("ws")
-    return wd, load(DataConfig(), "train", wd, CPU), load(DataConfig(), "test", wd, CPU)
-
-
 def test_shipped_weights_are_pinned():
     assert hashlib.sha256(LENET_WEIGHTS.read_bytes()).hexdigest() == LENET_SHA256
     assert LENET_WEIGHTS.stat().st_size < 2 * 2**20
