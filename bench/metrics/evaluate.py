@@ -177,8 +177,7 @@ def reference_images(reference: ImageData, cfg: EvalConfig) -> tuple[torch.Tenso
         raise ConfigError(f"eval.n_reference = {n} exceeds the {total} images of {reference.name}/{reference.split}")
     if n == total:
         return reference.images.cpu(), "all"
-    idx = torch.randperm(total, generator=torch.Generator().manual_seed(cfg.reference_seed))[:n]
-    return reference.images.cpu()[idx.sort().values], f"random (seed {cfg.reference_seed}) of {total}"
+    return held_out(reference, n, cfg.reference_seed).cpu(), f"random (seed {cfg.reference_seed}) of {total}"
 
 
 @torch.no_grad()
@@ -336,8 +335,9 @@ def evaluate(
 
 
 def held_out(reference: ImageData, n: int, seed: int) -> torch.Tensor:
-    """``n`` images of the reference split for the discriminator's accuracy: all of it, or a random subset
-    drawn with ``seed`` (not the first n, which need not be a fair sample)."""
+    """``n`` images of the reference split (for the reduced reference and the discriminator's accuracy): all
+    of it, or a random subset drawn with ``seed``, in split order (not the first n, which need not be a fair
+    sample)."""
     total = reference.images.shape[0]
     if n >= total:
         return reference.images
