@@ -33,7 +33,15 @@ __all__ = [
 
 
 def _register_builtins() -> None:
-    from architectures import dcgan, sngan, vanilla, wgan_gp  # noqa: F401  (registration side effects)
+    from architectures import (  # noqa: F401  (registration side effects)
+        acgan,
+        cgan,
+        dcgan,
+        sngan,
+        sngan_projection,
+        vanilla,
+        wgan_gp,
+    )
 
 
 ARCHITECTURES.add_loader(_register_builtins, first=True)  # before the plugins: a clash is the plugin's

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -74,24 +75,47 @@ def conv_stages(image_shape: tuple[int, int, int]) -> tuple[int, int]:
     return k, base
 
 
+class ConditionalBatchNorm2d(nn.Module):
+    """Class-conditional BatchNorm (de Vries et al. 2017; used in G by Miyato & Koyama 2018): BatchNorm without
+    its own affine transform, then a per-class scale and shift ``gamma[y] * x + beta[y]`` (gamma from 1,
+    beta from 0). Input ``(N, C, H, W)`` and labels ``(N,)``; output ``(N, C, H, W)``."""
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gamma = nn.Embedding(num_classes, channels)
+        self.beta = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.gamma(y)[:, :, None, None] * self.bn(x) + self.beta(y)[:, :, None, None]
+
+
 class ConvGenerator(nn.Module):
     """DCGAN generator (Radford et al. 2016, fig. 1), channel widths as in the PyTorch DCGAN example.
 
     Project z to ``(width * 2**(k-1), base, base)``, then k stride-2 transposed convolutions (4x4) halving
-    the channels, BatchNorm + ReLU between, tanh at the end.
+    the channels, BatchNorm + ReLU between, tanh at the end. With ``num_classes = K > 0`` every BatchNorm is
+    a :class:`ConditionalBatchNorm2d` and the forward takes labels: ``G(z, y)``.
 
-    Input z ``(N, z_dim)``; output ``(N, C, H, W)`` in ``[-1, 1]``. For 28x28: 7x7x128 -> 14x14x64 -> 28x28xC.
+    Input z ``(N, z_dim)`` (and y ``(N,)`` int64 in ``[0, K)``); output ``(N, C, H, W)`` in ``[-1, 1]``. For
+    28x28: 7x7x128 -> 14x14x64 -> 28x28xC.
     """
 
-    def __init__(self, z_dim: int, width: int, image_shape: tuple[int, int, int], batch_norm: bool = True):
+    def __init__(
+        self, z_dim: int, width: int, image_shape: tuple[int, int, int], batch_norm: bool = True, num_classes: int = 0
+    ):
         super().__init__()
-        self.z_dim = z_dim
+        self.z_dim, self.num_classes = z_dim, num_classes
         c, _, _ = image_shape
         k, base = conv_stages(image_shape)
         ch = width * 2 ** (k - 1)
 
         def norm(n: int) -> nn.Module:
-            return nn.BatchNorm2d(n) if batch_norm else nn.Identity()
+            if not batch_norm:
+                return nn.Identity()
+            return ConditionalBatchNorm2d(n, num_classes) if num_classes else nn.BatchNorm2d(n)
 
         layers: list[nn.Module] = [
             nn.Linear(z_dim, ch * base * base, bias=not batch_norm),
@@ -105,8 +129,32 @@ class ConvGenerator(nn.Module):
         layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+    def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        if not self.num_classes:
+            return self.net(z)
+        x = z
+        for m in self.net:
+            x = m(x, y) if isinstance(m, ConditionalBatchNorm2d) else m(x)
+        return x
+
+
+class OneHotInput(nn.Module):
+    """A conditional network from an unconditional one: ``net(cat(v, one_hot(y, K)))`` (Mirza & Osindero
+    2014, sec. 3.2: y fed to both networks as an additional input layer).
+
+    ``net`` must take ``(N, d + K)`` inputs; for a generator, ``z_dim = d`` is the size of z alone. Input
+    ``v (N, d)`` or, with ``flatten``, images ``(N, C, H, W)`` flattened to ``(N, C*H*W)``; labels ``(N,)``.
+    """
+
+    def __init__(self, net: nn.Module, num_classes: int, z_dim: int | None = None, flatten: bool = False):
+        super().__init__()
+        self.net, self.num_classes, self.flatten = net, num_classes, flatten
+        if z_dim is not None:
+            self.z_dim = z_dim
+
+    def forward(self, v: Tensor, y: Tensor) -> Tensor:
+        v = v.flatten(1) if self.flatten else v
+        return self.net(torch.cat([v, F.one_hot(y, self.num_classes).to(v.dtype)], dim=1))
 
 
 class ConvDiscriminator(nn.Module):
@@ -138,8 +186,54 @@ class ConvDiscriminator(nn.Module):
         layers += [nn.Flatten(), sn(nn.Linear(ch_in * base * base, 1))]
         self.net = nn.Sequential(*layers)
 
+    @property
+    def head(self) -> nn.Linear:
+        """The last layer (features -> one score); its input is :meth:`features`."""
+        return self.net[-1]
+
+    def features(self, x: Tensor) -> Tensor:
+        """phi(x): the flattened output of the last convolution stage, ``(N, head.in_features)``."""
+        return self.net[:-1](x)
+
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(1)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """Projection discriminator (Miyato & Koyama 2018, eq. 3): ``D(x, y) = psi(phi(x)) + <embed(y), phi(x)>``.
+
+    ``phi`` / ``psi``: the features and head of a :class:`ConvDiscriminator`; ``embed``: a class embedding
+    of phi's size, spectrally normalised like the rest of D when ``spectral`` (the authors' ``SNEmbedID``).
+    Input ``(N, C, H, W)`` and labels ``(N,)``; output ``(N,)``.
+    """
+
+    def __init__(self, base: ConvDiscriminator, num_classes: int, spectral: bool = True):
+        super().__init__()
+        self.base = base
+        embed = nn.Embedding(num_classes, base.head.in_features)
+        nn.init.xavier_uniform_(embed.weight)
+        self.embed = spectral_norm(embed) if spectral else embed
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        h = self.base.features(x)
+        return self.base.head(h).squeeze(1) + (self.embed(y) * h).sum(1)
+
+
+class AuxClassifierDiscriminator(nn.Module):
+    """AC-GAN discriminator (Odena et al. 2017, sec. 3): one trunk, two heads, real/fake score and class logits.
+
+    The image's label is not an input (``y`` is accepted and ignored, for the conditional call signature).
+    Input ``(N, C, H, W)``; output ``(scores (N,), class_logits (N, K))``.
+    """
+
+    def __init__(self, base: ConvDiscriminator, num_classes: int):
+        super().__init__()
+        self.base = base
+        self.classifier = nn.Linear(base.head.in_features, num_classes)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h = self.base.features(x)
+        return self.base.head(h).squeeze(1), self.classifier(h)
 
 
 @torch.no_grad()

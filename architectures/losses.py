@@ -94,11 +94,12 @@ LOSSES.register("hinge", LossSpec(hinge, 0.0, summary="hinge (Lim & Ye 2017; Miy
 LOSSES.register("least-squares", LossSpec(least_squares, 0.5, summary="LSGAN a=0, b=c=1 (Mao et al. 2017)"))
 
 
-def gradient_penalty(discriminator: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+def gradient_penalty(discriminator: nn.Module | Callable[[Tensor], Tensor], real: Tensor, fake: Tensor) -> Tensor:
     """Two-sided gradient penalty of WGAN-GP (Gulrajani et al. 2017, Algorithm 1).
 
     ``E[(||∇_x̂ D(x̂)||_2 - 1)^2]`` at x̂ = ε·real + (1-ε)·fake, ε ~ U[0, 1] per sample (drawn from the
-    global torch RNG, so seeded runs repeat). ``real`` and ``fake`` are ``(N, C, H, W)``; returns a scalar
+    global torch RNG, so seeded runs repeat). ``discriminator``: images -> scores ``(N,)`` (for a conditional
+    critic, a closure that passes the real labels). ``real`` and ``fake`` are ``(N, C, H, W)``; returns a scalar
     that keeps the graph (multiply by λ = ``gp_weight`` and add to the critic loss).
     """
     if real.shape != fake.shape:

@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:  # the registry imports no torch: `import bench.errors` stays cheap (CLI start-up)
-    from torch import nn
+    from torch import Tensor, nn
 
 T = TypeVar("T")
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -152,15 +152,42 @@ class OptimSpec:
 class GAN:
     """What an architecture's ``build`` returns.
 
-    ``generator(z)``: z ``(N, generator.z_dim)`` float -> images ``(N, C, H, W)`` in ``[-1, 1]``.
-    ``discriminator(x)``: ``(N, C, H, W)`` -> logits / critic scores ``(N,)``, no sigmoid.
-    Neither calls ``backward()`` or ``optimizer.step()``: the harness does.
+    Unconditional (``num_classes == 0``): ``generator(z)``: z ``(N, generator.z_dim)`` float -> images
+    ``(N, C, H, W)`` in ``[-1, 1]``; ``discriminator(x)``: ``(N, C, H, W)`` -> logits / critic scores ``(N,)``,
+    no sigmoid.
+
+    Class-conditional (``num_classes = K >= 2``, from an :class:`ArchSpec` with ``conditional=True``):
+    ``generator(z, y)`` and ``discriminator(x, y)`` with labels ``y`` int64 ``(N,)`` in ``[0, K)``. With
+    ``aux_weight > 0`` (an auxiliary classifier, AC-GAN: Odena et al. 2017) the discriminator returns
+    ``(logits (N,), class_logits (N, K))`` and the harness adds ``aux_weight`` x the cross-entropy of the
+    class logits on real and fake images to D's loss, and on fake images to G's loss.
+
+    Neither network calls ``backward()`` or ``optimizer.step()``: the harness does. Callers go through
+    :meth:`generate` and :meth:`discriminate`, which hide the difference.
     """
 
     generator: nn.Module
     discriminator: nn.Module
     loss_name: str
     optim: OptimSpec
+    num_classes: int = 0
+    aux_weight: float = 0.0
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def generate(self, z: Tensor, y: Tensor | None = None, generator: Any = None) -> Tensor:
+        """``G(z)``, or ``G(z, y)`` for a conditional GAN; ``generator``: a wrapper of G to call instead
+        (e.g. its ``torch.compile``-d form)."""
+        g = generator or self.generator
+        return g(z, y) if self.conditional else g(z)
+
+    def discriminate(self, x: Tensor, y: Tensor | None = None, discriminator: Any = None) -> tuple[Tensor, Any]:
+        """``(scores (N,), class_logits (N, K) or None)`` of images ``x`` (with labels ``y`` if conditional)."""
+        d = discriminator or self.discriminator
+        out = d(x, y) if self.conditional else d(x)
+        return out if self.aux_weight > 0 else (out, None)
 
 
 @dataclass(frozen=True)
@@ -172,12 +199,15 @@ class ArchSpec:
         config_cls: a frozen dataclass of hyperparameters; every field needs a default (from the paper).
         build: ``build(cfg, image_shape, num_classes) -> GAN``; ``image_shape`` is ``(C, H, W)``.
         summary: one line for ``ganbench list`` (what it is, which paper).
+        conditional: True for a class-conditional GAN: ``build`` gets the dataset's number of classes K >= 2
+            and returns a :class:`GAN` with ``num_classes = K`` (see :class:`GAN` for the call signatures).
     """
 
     name: str
     config_cls: type
     build: Callable[[Any, tuple[int, int, int], int], GAN]
     summary: str = ""
+    conditional: bool = False
 
     def __post_init__(self) -> None:
         if not (dataclasses.is_dataclass(self.config_cls) and isinstance(self.config_cls, type)):
@@ -229,18 +259,26 @@ def build_gan(name: str, cfg: Any, image_shape: tuple[int, int, int], num_classe
         name: a registered architecture name (see ``ganbench list``).
         cfg: an instance of the architecture's ``config_cls``.
         image_shape: ``(C, H, W)`` of the dataset.
-        num_classes: number of classes of the dataset (0 = unconditional).
+        num_classes: number of classes of the dataset (0 = unlabelled); a conditional architecture needs >= 2.
 
     Raises:
         UnknownNameError: ``name`` is not registered.
-        ValueError: ``cfg`` is not the architecture's config type, or the result breaks the contract.
+        ValueError: ``cfg`` is not the architecture's config type, a conditional architecture without >= 2
+            classes, or the result breaks the contract.
     """
     spec = ARCHITECTURES.get(name)
     if not isinstance(cfg, spec.config_cls):
         raise ValueError(f"architecture {name!r} needs a {spec.config_cls.__name__}, got {type(cfg).__name__}")
+    if spec.conditional and num_classes < 2:
+        raise ValueError(f"{name} is class-conditional and needs a labelled dataset (2 or more classes)")
     gan = spec.build(cfg, tuple(image_shape), num_classes)
     if not isinstance(gan, GAN):
         raise ValueError(f"architecture {name!r}: build() must return a GAN, got {type(gan).__name__}")
     if not isinstance(getattr(gan.generator, "z_dim", None), int):
         raise ValueError(f"architecture {name!r}: the generator needs an int attribute z_dim")
+    if gan.num_classes != (num_classes if spec.conditional else 0):
+        raise ValueError(
+            f"architecture {name!r}: build() returned num_classes = {gan.num_classes}, expected "
+            f"{num_classes if spec.conditional else 0} (conditional = {spec.conditional})"
+        )
     return gan

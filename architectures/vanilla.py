@@ -36,13 +36,13 @@ class VanillaConfig(GANConfig):
 
 
 class MLPGenerator(nn.Module):
-    """z ``(N, z_dim)`` -> images ``(N, C, H, W)`` in ``[-1, 1]`` (tanh)."""
+    """z ``(N, z_dim + extra_inputs)`` -> images ``(N, C, H, W)`` in ``[-1, 1]`` (tanh)."""
 
-    def __init__(self, cfg: VanillaConfig, image_shape: tuple[int, int, int]):
+    def __init__(self, cfg: VanillaConfig, image_shape: tuple[int, int, int], extra_inputs: int = 0):
         super().__init__()
         self.z_dim, self.image_shape = cfg.z_dim, image_shape
         layers: list[nn.Module] = []
-        n_in = cfg.z_dim
+        n_in = cfg.z_dim + extra_inputs
         for i, n in enumerate(cfg.g_widths):
             layers.append(nn.Linear(n_in, n))
             if cfg.batch_norm and i > 0:
@@ -57,12 +57,12 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Images ``(N, C, H, W)`` -> logits ``(N,)``."""
+    """Images ``(N, C, H, W)`` (or ``(N, C*H*W + extra_inputs)``) -> logits ``(N,)``."""
 
-    def __init__(self, cfg: VanillaConfig, image_shape: tuple[int, int, int]):
+    def __init__(self, cfg: VanillaConfig, image_shape: tuple[int, int, int], extra_inputs: int = 0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
-        n_in = math.prod(image_shape)
+        n_in = math.prod(image_shape) + extra_inputs
         for n in cfg.d_widths:
             layers += [nn.Linear(n_in, n), nn.LeakyReLU(0.2, True)]
             if cfg.dropout > 0:

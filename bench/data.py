@@ -255,6 +255,38 @@ _mnist_like(
     "cursive Japanese, 60k/10k",
 )
 
+
+STACKED_SEEDS = {"train": 0, "test": 1}  # the fixed draws of stacked-mnist's splits (part of the dataset)
+
+
+def _stacked_mnist(source: Source) -> tuple[Tensor, Tensor, tuple[str, ...]]:
+    """Stacked MNIST (Metz et al. 2017, sec. 3.3; VEEGAN; PacGAN): each image's 3 channels are 3 MNIST digits
+    of the same split, drawn independently (channel c takes the split in the order of its own seeded
+    permutation, so every digit appears once per channel); label ``100 * d0 + 10 * d1 + d2``, 1 000 modes.
+    60 000 / 10 000 images, the same for every user (seeds ``STACKED_SEEDS``)."""
+    images, labels, _ = DATASETS.get("mnist").load(source)
+    g = torch.Generator().manual_seed(STACKED_SEEDS[source.split])
+    perms = [torch.randperm(len(images), generator=g) for _ in range(3)]
+    stacked = torch.cat([images[p] for p in perms], dim=1)
+    return stacked, 100 * labels[perms[0]] + 10 * labels[perms[1]] + labels[perms[2]], STACKED_CLASSES
+
+
+STACKED_CLASSES = tuple(f"{i:03d}" for i in range(1000))
+_mnist = DATASETS.get("mnist")
+DATASETS.register(
+    "stacked-mnist",
+    DatasetSpec(
+        (3, 28, 28),
+        1000,
+        ("train", "test"),
+        functools.lru_cache(maxsize=4)(_stacked_mnist),
+        "3 MNIST digits as RGB, 1 000 modes (Metz et al. 2017)",
+        classes=STACKED_CLASSES,
+        files=_mnist.files,
+        url=_mnist.url,
+    ),
+)
+
 # sha256 of the official EMNIST letters files (members of the NIST gzip.zip); see shared/data/PROVENANCE.txt
 EMNIST_SHA256 = {
     "emnist-letters-train-images-idx3-ubyte.gz": "6288f418a917e007bf5fddb823a2dc7a5c6a35031401b93292a539cb12bd881f",
@@ -531,14 +563,18 @@ class Sampler(Protocol):
 
     ``sampler(index)``: batch number ``index`` (0, 1, 2, ... over the whole run: a resumed run asks for the
     next index) as float ``(batch_size, C, H, W)`` in ``[-1, 1]`` on the training device; ``batch_size``:
-    images per batch; ``per_epoch``: batches per pass over the split. :class:`BatchSampler` is ganbench's;
-    ``bench.speed.LoaderSampler`` wraps a torchvision ``DataLoader`` for the baseline.
+    images per batch; ``per_epoch``: batches per pass over the split; ``sampler.labelled(index)``: the same
+    batch with its labels, ``(images, labels (batch_size,) int64)`` (what a class-conditional GAN trains on).
+    :class:`BatchSampler` is ganbench's; ``bench.speed.LoaderSampler`` wraps a torchvision ``DataLoader`` for
+    the baseline.
     """
 
     batch_size: int
     per_epoch: int
 
     def __call__(self, index: int) -> Tensor: ...
+
+    def labelled(self, index: int) -> tuple[Tensor, Tensor]: ...
 
 
 class BatchSampler:
@@ -548,23 +584,44 @@ class BatchSampler:
     a CPU generator seeded with ``(seed, epoch)``, so the order is fixed by the seed and a resumed run
     continues where it stopped by index alone. The last incomplete batch of an epoch is dropped.
 
+    ``labels`` ``(N,)`` (optional): the images' labels, for :meth:`labelled`.
+
     Raises ConfigError if ``batch_size`` exceeds the number of images.
     """
 
-    def __init__(self, images: Tensor, batch_size: int, seed: int, device: torch.device | str | None = None):
+    def __init__(
+        self,
+        images: Tensor,
+        batch_size: int,
+        seed: int,
+        device: torch.device | str | None = None,
+        labels: Tensor | None = None,
+    ):
         check_batch_size(batch_size, images.shape[0])
-        self.images, self.batch_size, self.seed = images, batch_size, seed
+        self.images, self.batch_size, self.seed, self.labels = images, batch_size, seed, labels
         self.device = torch.device(device) if device is not None else images.device
         self.per_epoch = images.shape[0] // batch_size
         self._epoch, self._perm = -1, None
 
-    def __call__(self, index: int) -> Tensor:
-        """Batch ``index`` as float ``(batch_size, C, H, W)`` in ``[-1, 1]`` on ``device`` (default: the
-        images' device; images held on the host are copied batch by batch, the plain path)."""
+    def _index(self, index: int) -> Tensor:
         epoch, pos = divmod(index, self.per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(self.images.shape[0], generator=g).to(self.images.device)
             self._epoch = epoch
-        idx = self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
-        return to_float(self.images[idx].to(self.device, non_blocking=True))
+        return self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]
+
+    def __call__(self, index: int) -> Tensor:
+        """Batch ``index`` as float ``(batch_size, C, H, W)`` in ``[-1, 1]`` on ``device`` (default: the
+        images' device; images held on the host are copied batch by batch, the plain path)."""
+        return to_float(self.images[self._index(index)].to(self.device, non_blocking=True))
+
+    def labelled(self, index: int) -> tuple[Tensor, Tensor]:
+        """Batch ``index`` and its labels ``(batch_size,)`` int64 on ``device``.
+
+        Raises ValueError if the sampler was made without labels."""
+        if self.labels is None:
+            raise ValueError("this BatchSampler has no labels (pass labels= to sample labelled batches)")
+        idx = self._index(index)
+        images = to_float(self.images[idx].to(self.device, non_blocking=True))
+        return images, self.labels[idx.to(self.labels.device)].to(self.device, non_blocking=True)

@@ -1,11 +1,12 @@
 """The training loop: ``fit()``.
 
 For each generator step: ``n_critic`` discriminator steps (one real batch each, fakes detached, plus
-λ·gradient penalty when the architecture asks for it), then one generator step. With ``n_critic = 1`` the
-generator step scores the same fakes again with the updated discriminator (one generator forward per step,
-as in PyTorch's DCGAN example); with ``n_critic > 1`` it draws fresh z (Gulrajani et al. 2017, Algorithm 1).
-The budget is generator steps or epochs of real data (``bench.config.TrainConfig``), optionally capped by
-wall-clock minutes.
+λ·gradient penalty when the architecture asks for it), then one generator step. A class-conditional GAN
+(``GAN.num_classes > 0``) gets each real batch with its labels and draws the fake labels uniformly. With
+``n_critic = 1`` the generator step scores the same fakes again with the updated discriminator (one
+generator forward per step, as in PyTorch's DCGAN example); with ``n_critic > 1`` it draws fresh z
+(Gulrajani et al. 2017, Algorithm 1). The budget is generator steps or epochs of real data
+(``bench.config.TrainConfig``), optionally capped by wall-clock minutes.
 Everything else (progress, logging, grids, evaluation, checkpoints, the NaN guard) is a hook; the speed
 set-up (compile, channels-last, autocast, CUDA graphs, the Adam kernel) is made once by :func:`fast_path`.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from architectures.losses import LOSSES, gradient_penalty
@@ -171,6 +173,7 @@ def fit(
     # as PyTorch's DCGAN example); n_critic > 1: fresh z for the generator step (Gulrajani et al. 2017, Alg. 1)
     reuse_fakes = o.n_critic == 1
     batch, z_dim = sampler.batch_size, G.z_dim
+    conditional, n_classes = gan.conditional, gan.num_classes  # real labels from the sampler, fake ones uniform
     deadline = time.monotonic() + t.minutes * 60 if t.minutes else math.inf
     G.train()
     D.train()
@@ -188,16 +191,23 @@ def fit(
                 if fp.cuda_graphs:  # a new iteration: outputs of the previous step's graph replays may be reused
                     torch.compiler.cudagraph_mark_step_begin()
                 for _ in range(o.n_critic):
-                    real = sampler(trainer.d_step).contiguous(memory_format=fp.memory_format)
+                    real, y_real = sampler.labelled(trainer.d_step) if conditional else (sampler(trainer.d_step), None)
+                    real = real.contiguous(memory_format=fp.memory_format)
                     trainer.d_step += 1
                     z = torch.randn(batch, z_dim, device=device)
+                    y_fake = torch.randint(n_classes, (batch,), device=device) if conditional else None
                     with fp.autocast:
                         with torch.set_grad_enabled(reuse_fakes):
-                            fake = G_run(z)
-                        d_real = D_run(real).float()
-                        d_loss, _, extras = loss_fn(d_real, D_run(fake.detach()).float())
-                        if o.gp_weight > 0:
-                            gp = gradient_penalty(D, real, fake)  # eager D: double backward
+                            fake = gan.generate(z, y_fake, G_run)
+                        d_real, c_real = gan.discriminate(real, y_real, D_run)
+                        d_fake, c_fake = gan.discriminate(fake.detach(), y_fake, D_run)
+                        d_loss, _, extras = loss_fn(d_real.float(), d_fake.float())
+                        if c_real is not None:  # AC-GAN: class loss on real and fake images (Odena et al. 2017)
+                            cls = F.cross_entropy(c_real.float(), y_real) + F.cross_entropy(c_fake.float(), y_fake)
+                            d_loss = d_loss + gan.aux_weight * cls
+                            extras = {**extras, "class_loss": cls.detach()}
+                        if o.gp_weight > 0:  # eager D: double backward
+                            gp = gradient_penalty(lambda x, y=y_real: gan.discriminate(x, y)[0], real, fake)
                             d_loss = d_loss + o.gp_weight * gp
                             extras = {**extras, "gp": gp.detach()}
                     trainer.opt_d.zero_grad(set_to_none=True)
@@ -207,10 +217,14 @@ def fit(
                 D.requires_grad_(False)  # no discriminator gradients in the generator step
                 if not reuse_fakes:
                     z = torch.randn(batch, z_dim, device=device)
+                    y_fake = torch.randint(n_classes, (batch,), device=device) if conditional else None
                     with fp.autocast:
-                        fake = G_run(z)
+                        fake = gan.generate(z, y_fake, G_run)
                 with fp.autocast:
-                    _, g_loss, _ = loss_fn(d_real.detach(), D_run(fake).float())
+                    g_scores, g_classes = gan.discriminate(fake, y_fake, D_run)
+                    _, g_loss, _ = loss_fn(d_real.detach().float(), g_scores.float())
+                    if g_classes is not None:
+                        g_loss = g_loss + gan.aux_weight * F.cross_entropy(g_classes.float(), y_fake)
                 trainer.opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 trainer.opt_g.step()

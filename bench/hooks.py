@@ -136,17 +136,39 @@ class SampleGrid(Hook):
     z: ``n`` vectors drawn once from a generator seeded with ``seed`` (the global RNG is untouched, so
     sampling does not change training). G is put in eval mode for sampling. Grids go to
     ``out_dir/step_XXXXXX.png`` and ``final.png``, and to the run's ``samples/`` artifacts.
+
+    A class-conditional GAN gets one row per class (the first 26 classes when there are more; ``classes``:
+    their names, written at the left of each row) and one fixed z per column (10 columns for up to 10
+    classes, else 8), so that a column shows one z across classes and a row shows whether the class is right.
     """
 
-    def __init__(self, out_dir: Path, every: int | None, run: RunLogger | None = None, n: int = 64, seed: int = 0):
+    def __init__(
+        self,
+        out_dir: Path,
+        every: int | None,
+        run: RunLogger | None = None,
+        n: int = 64,
+        seed: int = 0,
+        classes: tuple[str, ...] = (),
+    ):
         self.out_dir, self.interval, self.run, self.n, self.seed = out_dir, every, run, n, seed
+        self.classes = classes
         self.every = 0
         self.z: Tensor | None = None
+        self.y: Tensor | None = None
+        self.nrow = int(math.sqrt(n))
 
     def on_fit_start(self, trainer: Trainer) -> None:
         self.every = every(self.interval, trainer.total_steps, 5)
         g = torch.Generator().manual_seed(self.seed)
-        self.z = torch.randn(self.n, trainer.gan.generator.z_dim, generator=g).to(trainer.device)
+        z_dim, k = trainer.gan.generator.z_dim, trainer.gan.num_classes
+        if k:
+            rows = min(k, MAX_GRID_ROWS)
+            self.nrow = 10 if rows <= 10 else 8
+            self.z = torch.randn(self.nrow, z_dim, generator=g).repeat(rows, 1).to(trainer.device)
+            self.y = torch.arange(rows).repeat_interleave(self.nrow).to(trainer.device)
+        else:
+            self.z = torch.randn(self.n, z_dim, generator=g).to(trainer.device)
         self.out_dir.mkdir(parents=True, exist_ok=True)
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
@@ -158,14 +180,40 @@ class SampleGrid(Hook):
         self.save(trainer, "final.png")
 
     def save(self, trainer: Trainer, name: str) -> Path:
-        from torchvision.utils import save_image
-
-        images = trainer.sample(self.z)
+        images = trainer.sample(self.z, self.y)
         path = self.out_dir / name
-        save_image(images, path, nrow=int(math.sqrt(self.n)), normalize=True, value_range=(-1, 1), padding=2)
+        rows = None
+        if self.y is not None:
+            n_rows = images.shape[0] // self.nrow
+            rows = [self.classes[i] if i < len(self.classes) else str(i) for i in range(n_rows)]
+        save_grid(images, path, self.nrow, rows)
         if self.run is not None:
             self.run.log_artifact(path, "samples")
         return path
+
+
+MAX_GRID_ROWS = 26  # a conditional grid shows at most this many classes (all of MNIST's 10, EMNIST's 26 letters)
+
+
+def save_grid(images: Tensor, path: Path, nrow: int, row_names: list[str] | None = None) -> Path:
+    """Write float ``images (N, C, H, W)`` in ``[-1, 1]`` as a PNG grid of ``nrow`` columns (torchvision's
+    ``save_image``); with ``row_names``, each row's name is written in a margin at its left."""
+    from PIL import Image, ImageDraw
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+    pixels = grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    image = Image.fromarray(pixels)
+    if row_names:
+        margin = 8 + 7 * max(len(r) for r in row_names)
+        labelled = Image.new("RGB", (image.width + margin, image.height), "white")
+        labelled.paste(image, (margin, 0))
+        draw, row_h = ImageDraw.Draw(labelled), (image.height - 2) / len(row_names)
+        for i, name in enumerate(row_names):
+            draw.text((4, 2 + i * row_h + row_h / 2 - 6), name, fill="black")
+        image = labelled
+    image.save(path)
+    return path
 
 
 class PeriodicEval(Hook):

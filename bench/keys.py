@@ -17,6 +17,10 @@ TRAIN_D_ACC_FAKE = "train/d_acc_fake"
 FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD = "fid", "is_mean", "is_std", "kid_mean", "kid_std"
 PRECISION, RECALL = "precision", "recall"
 MODES, CLASS_KL = "modes", "class_kl"  # mode coverage by the dataset's classifier (bench.metrics.coverage)
+CLASS_SHARE = "class_share"  # + "/<c>": share of the samples the dataset's classifier puts in class c
+INTRA_FID = "intra_fid"  # conditional runs: mean over classes of the class's FID (Miyato & Koyama 2018)
+CAS = "eval/cas/accuracy"  # conditional runs: classifier trained on samples, tested on real (Ravuri & Vinyals 2019)
+CAS_REAL = "eval/cas/real_accuracy"  # the same classifier and budget trained on as many real images: the ceiling
 D_ACC_REAL = "eval/d_acc_real"
 D_ACC_FAKE = "eval/d_acc_fake"
 D_ACC = "eval/d_acc"
@@ -47,11 +51,18 @@ TAG_PROTOCOL = "ganbench.protocol."  # + extractor: the protocol line of that ex
 TAG_UNAVAILABLE = "ganbench.unavailable."  # + extractor: why it was not computed
 TAG_KIND = "ganbench.kind"  # "run" (a trained GAN) or "real-floor" (real train images scored as samples)
 TAG_SELECTION = "ganbench.checkpoint_selection"
+TAG_CLASSES = "ganbench.classes"  # the dataset's class names as a JSON list (datasets of at most 62 classes)
 TAG_SPEED_PATH = "ganbench.speed_path"  # ganbench bench speed: "baseline", "ganbench", "ganbench bf16", ...
 TAG_SPEED_SESSION = "ganbench.speed_session"  # one id per ganbench bench speed invocation
 BEST_STEP = "selection/best_step"
 BEST_TRAIN_FID = "selection/best_train_fid"
 KIND_RUN, KIND_FLOOR = "run", "real-floor"
+
+
+def augment_key(k: int, what: str) -> str:
+    """``augment_key(10, "gain") == "eval/augment/k10/gain"``; ``what``: ``real``, ``augmented``, ``gain``
+    (the mean over seeds) or one of them + ``_std`` (the sample std over seeds)."""
+    return f"eval/augment/k{k}/{what}"
 
 
 def eval_key(extractor: str, metric: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from architectures import build_gan
+from architectures import ARCHITECTURES, build_gan
 from bench import checkpoint, keys
 from bench.atomic import write_text
 from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
@@ -26,6 +26,7 @@ from bench.errors import CheckpointError, ConfigError, UserError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
 from bench.hooks import PRUNED as STOP_PRUNED
 from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid
+from bench.metrics.coverage import MAX_SHARES
 from bench.metrics.evaluate import (
     ExtractorPlan,
     Protocol,
@@ -36,6 +37,7 @@ from bench.metrics.evaluate import (
     reference_images,
     training_metrics,
 )
+from bench.metrics.usefulness import Usefulness
 from bench.provenance import provenance_tags
 from bench.tracking import Run, Tracker, store_exists
 from bench.trainer import Hook
@@ -115,9 +117,11 @@ def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
     return Prepared(reference, plan)
 
 
-def run_tags(arch: str, seed: int, kind: str, plan: ExtractorPlan) -> dict[str, Any]:
-    """The tags every ganbench run carries: what it is, provenance, extractor labels and why some were skipped."""
-    return {keys.TAG_ARCH: arch, keys.TAG_SEED: seed, keys.TAG_KIND: kind, **provenance_tags(), **plan.tags()}
+def run_tags(arch: str, seed: int, kind: str, plan: ExtractorPlan, classes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The tags every ganbench run carries: what it is, provenance, extractor labels and why some were skipped,
+    and the dataset's class names (for the report's class histogram; up to 62 classes)."""
+    names = {keys.TAG_CLASSES: json.dumps(list(classes))} if 0 < len(classes) <= MAX_SHARES else {}
+    return {keys.TAG_ARCH: arch, keys.TAG_SEED: seed, keys.TAG_KIND: kind, **provenance_tags(), **plan.tags(), **names}
 
 
 def standard_hooks(
@@ -135,7 +139,7 @@ def standard_hooks(
     hooks: list[Hook] = [
         NaNGuard(t.log_every),
         MetricsLogger(run, t.log_every),
-        SampleGrid(paths.samples, t.sample_every, run, seed=cfg.seed),
+        SampleGrid(paths.samples, t.sample_every, run, seed=cfg.seed, classes=prep.reference.classes),
     ]
     curve = None
     if cfg.eval.enabled and t.eval_every != 0:
@@ -179,14 +183,14 @@ def train(
     gan = build_gan(cfg.arch, cfg.model, data.image_shape, data.num_classes)
     if state is not None:
         checkpoint.check_resumable(state, cfg, gan, resume)
-    sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device)
+    sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device, data.labels)
     run_id = (state or {}).get("mlflow_run_id")
     if run_id and tracker is None and not store_exists(cfg.workdir):
         raise CheckpointError(checkpoint.foreign_run(resume, run_id, f"{cfg.workdir} (no MLflow store there)"))
     tracker = tracker or Tracker(cfg.workdir)  # everything is checked: now the store may be opened
     if run_id and not tracker.has_run(run_id):
         raise CheckpointError(checkpoint.foreign_run(resume, run_id, tracker.uri))
-    all_tags = {**run_tags(cfg.arch, cfg.seed, keys.KIND_RUN, prep.plan), **(tags or {})}
+    all_tags = {**run_tags(cfg.arch, cfg.seed, keys.KIND_RUN, prep.plan, prep.reference.classes), **(tags or {})}
     run: Run | None = None
     try:
         with tracker.run(cfg.experiment, run_name or cfg.run_name, all_tags, run_id) as run:
@@ -207,9 +211,13 @@ def train(
                 return RunResult(cfg.arch, cfg.seed, run.run_id, PRUNED, metrics, None, run.outcome[1])
             run.set_tags({keys.TAG_SELECTION: _select_checkpoint(cfg, gan, curve, paths, run)})
             if cfg.eval.enabled:
-                m, protocols = evaluate(gan, prep.reference, cfg.eval, cfg.workdir, cfg.seed, device, prep.plan.use)
+                use = usefulness(cfg, gan.num_classes, prep.reference, data)
+                ref, plan = prep.reference, prep.plan.use
+                m, protocols = evaluate(gan, ref, cfg.eval, cfg.workdir, cfg.seed, device, plan, use)
                 metrics.update(m)
                 run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
+                if use is not None:
+                    run.set_tags({keys.TAG_PROTOCOL + "usefulness": use.protocol()})
             run.log_metrics(metrics, result.steps)
             write_text(paths.config, json.dumps(cfg.to_dict(), indent=2, default=list))
             run.log_artifact(paths.config)
@@ -219,6 +227,14 @@ def train(
     except Exception as e:  # the run ended FAILED (bench.tracking); the result says why
         return RunResult(cfg.arch, cfg.seed, run.run_id if run else None, FAILED, error=f"{type(e).__name__}: {e}")
     return RunResult(cfg.arch, cfg.seed, run.run_id, FINISHED, metrics, paths.checkpoint)
+
+
+def usefulness(cfg: RunConfig, num_classes: int, reference: ImageData, train: ImageData) -> Usefulness | None:
+    """The CAS / augmentation experiment of a conditional run (None for an unconditional one, or when
+    ``eval.usefulness`` is off)."""
+    if not (num_classes and cfg.eval.usefulness):
+        return None
+    return Usefulness(train, reference, cfg.eval, cfg.workdir)
 
 
 def _select_checkpoint(cfg: RunConfig, gan: Any, curve: PeriodicEval | None, paths: RunPaths, run: Run) -> str:
@@ -247,9 +263,13 @@ def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train
     real = load(cfg.data, split, cfg.workdir)
     check_floor_size(real, cfg.eval)  # before the run opens: a run is never left FAILED by it
     tracker = tracker or Tracker(cc.workdir)
-    tags = run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep.plan)
+    tags = run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep.plan, prep.reference.classes)
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:
         metrics, protocols = real_floor(real, prep.reference, cfg.eval, cc.workdir, cfg.seed, device, prep.plan.use)
+        if cfg.eval.usefulness and real.num_classes > 1 and any(ARCHITECTURES.get(a).conditional for a in cc.archs):
+            use = Usefulness(load(cfg.data, "train", cfg.workdir), prep.reference, cfg.eval, cc.workdir)
+            metrics |= use.real_metrics(cfg.eval.n_samples)  # the CAS ceiling and k-shot baselines
+            run.set_tags({keys.TAG_PROTOCOL + "usefulness": use.protocol()})
         params = {f"eval.{k}": v for k, v in flatten(cfg.to_dict()["eval"]).items()}
         params |= {f"data.{k}": v for k, v in flatten(cfg.to_dict()["data"]).items()}
         run.log_params(params | {"floor.split": split})
@@ -307,7 +327,10 @@ def evaluate_checkpoint(
     gan.discriminator.load_state_dict(state["discriminator"])
     gan.generator.to(device)
     gan.discriminator.to(device)
-    metrics, protocols = evaluate(gan, prep.reference, cfg.eval, workdir, cfg.seed, device, prep.plan.use)
+    use = None
+    if gan.conditional and cfg.eval.usefulness:
+        use = usefulness(cfg, gan.num_classes, prep.reference, load(cfg.data, "train", cfg.workdir))
+    metrics, protocols = evaluate(gan, prep.reference, cfg.eval, workdir, cfg.seed, device, prep.plan.use, use)
     run_id = state.get("mlflow_run_id")
     if run_id and tracker is not None and tracker.has_run(run_id):
         run = tracker.attach(run_id)

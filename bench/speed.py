@@ -49,12 +49,15 @@ class LoaderSampler(Sampler):
         self._it = iter(loader)
 
     def __call__(self, index: int) -> torch.Tensor:
+        return self.labelled(index)[0]
+
+    def labelled(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         try:
-            images, _ = next(self._it)
+            images, labels = next(self._it)
         except StopIteration:
             self._it = iter(self.loader)
-            images, _ = next(self._it)
-        return images.to(self.device)
+            images, labels = next(self._it)
+        return images.to(self.device), labels.to(self.device)
 
 
 def torchvision_dataset(cc: CompareConfig) -> torch.utils.data.Dataset:
@@ -82,10 +85,10 @@ def torchvision_dataset(cc: CompareConfig) -> torch.utils.data.Dataset:
         raise DataError(f"torchvision {cc.data.dataset} for the baseline is not available ({e})") from None
 
 
-def _time(cfg: RunConfig, sampler: Sampler, device: torch.device, image_shape: tuple[int, int, int]):
+def _time(cfg: RunConfig, sampler: Sampler, device: torch.device, image_shape: tuple[int, int, int], classes: int):
     """One fit from the seed; returns it and the real images one generator step consumes."""
     seed_everything(cfg.seed)
-    gan = build_gan(cfg.arch, cfg.model, image_shape)
+    gan = build_gan(cfg.arch, cfg.model, image_shape, classes)
     return fit(gan, sampler, cfg, device), cfg.train.batch_size * gan.optim.n_critic
 
 
@@ -114,7 +117,7 @@ def run_speed_benchmark(
     train = replace(cc.train, steps=warmup + per_round, epochs=None, minutes=None, warmup_steps=warmup)
     data = load(cc.data, "train", cc.workdir, device)  # a missing file: the one-line hint of bench.data
     baseline_data = torchvision_dataset(cc)
-    images, shape = data.images, data.image_shape
+    images, labels, shape = data.images, data.labels, data.image_shape
     tracker = Tracker(cc.workdir) if log else None
     yield (
         f"device: {device_name(device)}; torch {torch.__version__}; batch {train.batch_size}; "
@@ -125,7 +128,7 @@ def run_speed_benchmark(
     bf16_name = "ganbench bf16" + ("+compile" if compile_ else "")
     session = uuid.uuid4().hex
     for arch in cc.archs:
-        run_cfg = cc.run(arch, cc.seeds[0])
+        run_cfg, seed = cc.run(arch, cc.seeds[0]), cc.seeds[0]
         classic = replace(train, fast=False, optimizer_impl="torch-default", channels_last=False)
         loader = torch.utils.data.DataLoader(
             baseline_data, batch_size=train.batch_size, shuffle=True, drop_last=True, num_workers=0,
@@ -133,17 +136,17 @@ def run_speed_benchmark(
         )  # fmt: skip
         paths = {  # name -> (config, sampler)
             "baseline": (replace(run_cfg, train=classic), LoaderSampler(loader, device)),
-            "ganbench": (replace(run_cfg, train=train), BatchSampler(images, train.batch_size, cc.seeds[0])),
+            "ganbench": (replace(run_cfg, train=train), BatchSampler(images, train.batch_size, seed, None, labels)),
             bf16_name: (
                 replace(run_cfg, train=replace(train, precision="bf16", compile=compile_)),
-                BatchSampler(images, train.batch_size, cc.seeds[0]),
+                BatchSampler(images, train.batch_size, seed, None, labels),
             ),
         }
         names = list(paths)
         parts: dict[str, list[tuple[FitResult, int]]] = {name: [] for name in names}
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                parts[name].append(_time(*paths[name], device, shape))
+                parts[name].append(_time(*paths[name], device, shape, data.num_classes))
         timings = {name: _combine(parts[name], device) for name in names}
         base_ms = timings["baseline"].ms_per_step_p50
         for path, tm in timings.items():

@@ -68,13 +68,14 @@ class Trainer:
         self.stop_reason = reason
 
     @torch.no_grad()
-    def sample(self, z: Tensor) -> Tensor:
-        """G(z) in eval mode: ``(N, C, H, W)`` in ``[-1, 1]``; restores G's mode afterwards."""
+    def sample(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """G(z) (G(z, y) with labels ``y`` for a conditional GAN) in eval mode: ``(N, C, H, W)`` in
+        ``[-1, 1]``; restores G's mode afterwards."""
         g = self.gan.generator
         was_training = g.training
         g.eval()
         try:
-            return g(z.to(self.device))
+            return self.gan.generate(z.to(self.device), None if y is None else y.to(self.device))
         finally:
             g.train(was_training)
 

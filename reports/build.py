@@ -18,6 +18,7 @@ The report is a list of :class:`reports.render.Section` s assembled once and ren
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -220,12 +221,39 @@ def _sections(
         )
     else:
         sections.append(Section(f"Pairwise comparison on {primary}{on}", text=[NEED_SEEDS]))
+    if keys.CAS in df and df[keys.CAS].notna().any():
+        sections.append(_usefulness_section(df, fig_dir, on))
     if len(failed):
         lines = [
             f"{r.arch} seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
         ]
         sections.append(Section("Failed, pruned or unfinished runs" + on, items=lines))
     return sections + [Section("Figures" + on, figures=figs)]
+
+
+USEFULNESS_TEXT = (
+    "Is the generated data useful? CAS (Ravuri & Vinyals 2019): a fresh classifier trained only on the run's "
+    "generated labelled samples (balanced classes), tested on real test images; the real-data row is the same "
+    "classifier and budget trained on as many real training images (the ceiling). k=K real: the classifier "
+    "trained on K real labelled images per class; + gen.: the same K images with the generated samples added; "
+    "gain: the difference, in percentage points, paired per seed. Mean over the architecture's runs ± std over "
+    "the augmentation seeds. Only class-conditional runs have these numbers; the recipe is in the protocol."
+)
+
+
+def _usefulness_section(df: pd.DataFrame, fig_dir: Path, on: str) -> Section:
+    """The "Usefulness" section: CAS with its ceiling and the augmentation experiment, table and figure."""
+    lines = sorted({d["usefulness"] for d in df["protocols"] if isinstance(d, dict) and "usefulness" in d})
+    fig = figures.usefulness_vs_k(df, fig_dir)
+    caption = "classifier accuracy against real images per class, without and with generated samples"
+    return Section(
+        "Usefulness" + on,
+        lambda style: tables.usefulness_frame(df, style),
+        [f"Protocol: {line}" for line in lines],
+        [USEFULNESS_TEXT],
+        figures=[(fig, caption)] if fig is not None else [],
+        in_tex=True,
+    )
 
 
 def _figures(df: pd.DataFrame, fig_dir: Path, tracker: Tracker, primary: str | None, label: str) -> list:
@@ -242,10 +270,20 @@ def _figures(df: pd.DataFrame, fig_dir: Path, tracker: Tracker, primary: str | N
         (figures.loss_curves(df, tracker, fig_dir), "training losses"),
         (figures.d_accuracy_curves(df, tracker, fig_dir), "discriminator accuracy during training"),
         (figures.quality_vs_cost(df, fig_dir, primary, label) if primary else None, f"{label} against training time"),
+        (
+            figures.class_histogram(df, fig_dir, primary.split("/")[1], _class_names(df)) if primary else None,
+            "share of samples per class predicted by the dataset's classifier, beside the real images",
+        ),
     ):
         if path is not None:
             figs.append((path, caption))
     return figs
+
+
+def _class_names(df: pd.DataFrame) -> list[str] | None:
+    """The class names the runs recorded (tag ``ganbench.classes``), None if none did."""
+    found = [c for c in df.get("classes", pd.Series(dtype=object)).dropna() if c]
+    return list(json.loads(found[0])) if found else None
 
 
 SPEED_TITLE = "Training speed (ganbench bench speed)"

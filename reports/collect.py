@@ -51,6 +51,7 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
                 k.split(".")[1]: v for k, v in tags.items() if k.startswith("protocol.") and k.endswith(".label")
             },
             "selection": tags.get(keys.TAG_SELECTION, ""),
+            "classes": tags.get(keys.TAG_CLASSES, ""),  # JSON list of the dataset's class names (<= 62)
             "device": tags.get(keys.TAG_DEVICE, ""),
             "speed_path": tags.get(keys.TAG_SPEED_PATH, ""),
             "speed_session": tags.get(keys.TAG_SPEED_SESSION, ""),

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from bench.tracking import Tracker, keys  # noqa: E402
-from reports.tables import arch_order  # noqa: E402
+from reports.tables import arch_order, augment_ks  # noqa: E402
 
 
 def colours(archs: list[str]) -> dict[str, tuple[float, ...]]:
@@ -197,3 +197,67 @@ def quality_vs_cost(df: pd.DataFrame, out_dir: Path, metric: str, label: str) ->
     ax.legend(fontsize=8)
     ax.set_title("Quality vs cost (points: runs; markers: mean ± std)", fontsize=10)
     return _save(fig, out_dir, "quality-vs-cost")
+
+
+def class_histogram(df: pd.DataFrame, out_dir: Path, extractor: str, classes: list[str] | None = None) -> Path | None:
+    """Bars of the share of samples the dataset's classifier (``extractor``) puts in each class, one bar per
+    architecture (mean over its runs) beside the real training images (the real-data row); a dashed line at
+    1/K. None when no run logged class shares."""
+    prefix = f"eval/{extractor}/{keys.CLASS_SHARE}/"
+    share_cols = sorted((c for c in df.columns if str(c).startswith(prefix)), key=lambda c: int(c.rsplit("/", 1)[1]))
+    done = df[df["status"] == "FINISHED"]
+    if not share_cols or done[share_cols].isna().all().all():
+        return None
+    order = arch_order(done)
+    names = [c.rsplit("/", 1)[1] for c in share_cols]
+    if classes and len(classes) == len(names):
+        names = list(classes)
+    col = _colours(df)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(names) * (len(order) + 1) / 2), 3.5))
+    width = 0.8 / len(order)
+    x = np.arange(len(names))
+    for i, arch in enumerate(order):
+        g = done[done["arch"] == arch]
+        real = g["kind"].iloc[0] == keys.KIND_FLOOR
+        values = g[share_cols].mean().to_numpy()
+        label = "real (training images)" if real else arch
+        ax.bar(x + (i - (len(order) - 1) / 2) * width, values, width, label=label, color="0.6" if real else col[arch])
+    ax.axhline(1 / len(names), color="k", lw=0.8, ls="--")
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylabel("share of samples")
+    ax.set_xlabel("class predicted by the dataset's classifier")
+    ax.legend(fontsize=7, ncol=min(len(order), 4))
+    ax.set_title("Predicted class histogram (dashed: uniform)", fontsize=10)
+    return _save(fig, out_dir, "class-histogram")
+
+
+def usefulness_vs_k(df: pd.DataFrame, out_dir: Path) -> Path | None:
+    """Accuracy of the classifier trained on k real images per class (log x) alone (grey) and with each
+    architecture's generated samples added, mean with a ±1 std band over the augmentation seeds (pooled
+    over the architecture's runs); None when no run has augmentation numbers."""
+    ks = augment_ks(df, "real")
+    runs = _runs(df)
+    if not ks or runs.empty:
+        return None
+    col = _colours(df)
+    fig, ax = plt.subplots(figsize=(6, 4))
+
+    def line(g: pd.DataFrame, what: str, colour: object, label: str) -> None:
+        mean = np.array([g[keys.augment_key(k, what)].mean() for k in ks]) * 100
+        std = np.array([np.sqrt(np.nanmean(g[keys.augment_key(k, what + "_std")] ** 2)) for k in ks]) * 100
+        ax.plot(ks, mean, "o-", color=colour, label=label)
+        ax.fill_between(ks, mean - std, mean + std, color=colour, alpha=0.2)
+
+    line(df[df[keys.augment_key(ks[0], "real")].notna()], "real", "0.4", "real only")
+    for arch in arch_order(runs):
+        g = runs[runs["arch"] == arch]
+        if keys.augment_key(ks[0], "augmented") in g and g[keys.augment_key(ks[0], "augmented")].notna().any():
+            line(g, "augmented", col[arch], f"real + {arch}")
+    ax.set_xscale("log")
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("real labelled images per class (k)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Does generated data help a classifier? (band: ±1 std over seeds)", fontsize=10)
+    return _save(fig, out_dir, "usefulness-vs-k")

@@ -1,7 +1,8 @@
 """Comparison tables: aggregate runs over seeds and write Markdown, LaTeX (booktabs) and CSV.
 
 Columns: architecture, then per feature extractor FID, IS, KID, precision and recall (the extractor named in
-the header; an extractor that could not be computed shows "n/a" and the report says why), discriminator
+the header; an extractor that could not be computed shows "n/a" and the report says why), for a dataset's
+classifier modes and class KL, for conditional runs intra-FID, CAS and the augmentation gain per k, discriminator
 accuracy on real / fake / overall and ROC-AUC, ms per generator step (p50), images/s, train time, generator
 steps, number of seeds. Cells are mean ± sample std over the FINISHED runs (``reports.stats``); the best mean
 of each column is in bold. The real-data floor (training images scored as samples) is the last row and is
@@ -37,7 +38,7 @@ class Column:
 def _extractor_of(key: str) -> str | None:
     """``"eval/lenet-mnist/fid" -> "lenet-mnist"``; None for keys that are not per-extractor."""
     parts = key.split("/")
-    return parts[1] if len(parts) == 3 and parts[0] == "eval" else None
+    return parts[1] if len(parts) == 3 and parts[0] == "eval" and parts[1] not in ("cas", "augment") else None
 
 
 def extractors_in(df: pd.DataFrame) -> list[str]:
@@ -85,6 +86,12 @@ def columns_for(df: pd.DataFrame) -> list[Column]:
                 Column(keys.eval_key(ext, keys.MODES), f"modes ({name}) ↑", 1, better="higher"),
                 Column(keys.eval_key(ext, keys.CLASS_KL), f"class KL ({name}) ↓", 3, better="lower"),
             ]
+        if keys.eval_key(ext, keys.INTRA_FID) in df.columns:  # conditional runs
+            cols.append(Column(keys.eval_key(ext, keys.INTRA_FID), f"intra-FID ({name}) ↓", 2, better="lower"))
+    cols.append(Column(keys.CAS, "CAS (%) ↑", 1, 100, better="higher"))
+    cols += [
+        Column(keys.augment_key(k, "gain"), f"aug. gain k={k} (pp) ↑", 1, 100, better="higher") for k in augment_ks(df)
+    ]
     cols += [
         Column(keys.D_ACC_REAL, "D acc real (%)", 1, 100),
         Column(keys.D_ACC_FAKE, "D acc fake (%)", 1, 100),
@@ -100,6 +107,14 @@ def columns_for(df: pd.DataFrame) -> list[Column]:
     return [c for c in cols if c.key in df.columns or _extractor_of(c.key) is not None]
 
 
+def augment_ks(df: pd.DataFrame, what: str = "gain") -> list[int]:
+    """The k (real images per class) of the augmentation experiment with numbers ``what`` (``gain``: of a
+    generator; ``real``: the real-only baselines) in ``df``, ascending."""
+    pattern = re.compile(rf"^eval/augment/k(\d+)/{what}$")
+    found = {int(m.group(1)) for c in df.columns if (m := pattern.match(str(c)))}
+    return sorted(k for k in found if df[keys.augment_key(k, what)].notna().any())
+
+
 def arch_order(df: pd.DataFrame) -> list[str]:
     """Architectures in the order their first run started, the real-data floor last."""
     kind = df["kind"] if "kind" in df else pd.Series(keys.KIND_RUN, index=df.index)
@@ -108,12 +123,13 @@ def arch_order(df: pd.DataFrame) -> list[str]:
     return list(ordered.sort_values(sort, kind="stable")["arch"].drop_duplicates())
 
 
-def aggregate(df: pd.DataFrame) -> pd.DataFrame:
+def aggregate(df: pd.DataFrame, cols: list[Column] | None = None) -> pd.DataFrame:
     """One row per architecture over its FINISHED runs, then the real-data floor if present: ``arch``,
-    ``kind``, ``n_seeds``, ``n_failed`` and for every metric column ``<key> mean``, ``<key> std`` (sample
-    std), ``<key> ci95_low`` / ``<key> ci95_high`` (t interval; NaN below 2 seeds), in the metric's own units
-    (accuracies as fractions). Architectures in the order their first run started."""
-    cols = columns_for(df)
+    ``kind``, ``n_seeds``, ``n_failed`` and for every metric column (``cols``, default
+    :func:`columns_for`) ``<key> mean``, ``<key> std`` (sample std), ``<key> ci95_low`` / ``<key> ci95_high``
+    (t interval; NaN below 2 seeds), in the metric's own units (accuracies as fractions). Architectures in
+    the order their first run started."""
+    cols = columns_for(df) if cols is None else cols
     kind = df["kind"] if "kind" in df else pd.Series(keys.KIND_RUN, index=df.index)
     finished = df[df["status"] == "FINISHED"]
     rows = []
@@ -332,17 +348,59 @@ def speed_csv(speed: pd.DataFrame) -> str:
     )
 
 
+def usefulness_frame(df: pd.DataFrame, style: str = "md") -> pd.DataFrame:
+    """The "Usefulness" table: per architecture with CAS numbers (conditional runs, and the real-data row),
+    CAS in %, then per k of the augmentation experiment the accuracy of the classifier trained on k real
+    images per class alone and with the generated samples added (%), and the gain (percentage points).
+
+    Cells: the mean over the architecture's runs ± the std over augmentation seeds (pooled over its runs:
+    the root mean square of the runs' stds)."""
+    pm = r" $\pm$ " if style == "latex" else " ± "
+    runs = df[(df["status"] == "FINISHED") & df.get(keys.CAS, pd.Series(np.nan, index=df.index)).notna()]
+    rows = []
+    for arch in arch_order(runs):
+        g = runs[runs["arch"] == arch]
+        floor = g["kind"].iloc[0] == keys.KIND_FLOOR
+        row = {"architecture": FLOOR_LABEL if floor else arch, "CAS (%)": f"{100 * g[keys.CAS].mean():.1f}"}
+        for k in augment_ks(df, "real"):
+            for what, header in (("real", f"k={k} real"), ("augmented", f"k={k} + gen."), ("gain", f"k={k} gain")):
+                key = keys.augment_key(k, what)
+                if key not in g or g[key].isna().all():
+                    row[header] = "–"
+                    continue
+                std = np.sqrt(np.nanmean(g[keys.augment_key(k, what + "_std")] ** 2))
+                row[header] = f"{100 * g[key].mean():.1f}{pm}{100 * std:.1f}"
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if style == "latex":
+        frame.columns = [_latex_header(h) for h in frame.columns]
+    return frame
+
+
+def usefulness_details(df: pd.DataFrame) -> list[Column]:
+    """The usefulness numbers behind the table's CAS and gain columns, for the CSV: the CAS ceiling of each
+    run and, per k, the accuracy with k real images per class alone and with the generated samples added."""
+    cols = [Column(keys.CAS_REAL, "CAS ceiling (%)", 1, 100)]
+    for k in augment_ks(df, "real"):
+        cols += [
+            Column(keys.augment_key(k, "real"), f"k={k} real (%)", 1, 100),
+            Column(keys.augment_key(k, "augmented"), f"k={k} + gen. (%)", 1, 100),
+        ]
+    return cols
+
+
 def to_csv(df: pd.DataFrame) -> str:
-    """Per dataset: one row per run (``row = run``: its metric values), then one per architecture
+    """Per dataset: one row per run (``row = run``: its metric values, and the usefulness details of
+    :func:`usefulness_details`), then one per architecture
     (``row = aggregate``: ``<key>`` = mean, plus ``<key> std`` / ``ci95_low`` / ``ci95_high``, ``n_seeds``,
     ``n_failed``); a ``dataset`` column says which."""
     blocks = []
     groups = df.groupby("dataset", sort=False) if "dataset" in df else [("mnist", df)]
     for dataset, sub in groups:
-        cols = columns_for(sub)
+        cols = columns_for(sub) + [c for c in usefulness_details(sub) if c.key in sub]
         runs = sub.reindex(columns=["arch", "kind", "seed", "run_id", "status", *[c.key for c in cols]]).copy()
         runs.insert(0, "row", "run")
-        agg = aggregate(sub).rename(columns={f"{c.key} mean": c.key for c in cols})
+        agg = aggregate(sub, cols).rename(columns={f"{c.key} mean": c.key for c in cols})
         agg.insert(0, "row", "aggregate")
         block = pd.concat([runs, agg], ignore_index=True)
         block.insert(1, "dataset", dataset)

@@ -59,6 +59,9 @@ SPACES: dict[str, tuple[Param, ...]] = {
     "dcgan": (LR, BETA1, BETA2, Z_DIM, WIDTH, BATCH),
     "wgan-gp": (LR, BETA1, BETA2, N_CRITIC, GP_WEIGHT, Z_DIM, WIDTH, BATCH),
     "sngan": (LR, BETA1, BETA2, N_CRITIC, Z_DIM, WIDTH, BATCH),
+    "cgan": (LR, BETA1, BETA2, Z_DIM, DROPOUT, BATCH),
+    "acgan": (LR, BETA1, BETA2, Z_DIM, WIDTH, BATCH),
+    "sngan-projection": (LR, BETA1, BETA2, N_CRITIC, Z_DIM, WIDTH, BATCH),
 }
 GENERIC: tuple[Param, ...] = (LR, BETA1, BETA2)  # architectures without a declared space
 

@@ -168,9 +168,42 @@ def test_eval_real_floor_command(workdir, mnist_root):
     assert 0.5 < m[keys.eval_key("lenet-mnist", keys.RECALL)] <= 1
 
 
-def test_bench_metrics_prints_figures(workdir, mnist_root):
-    r = runner.invoke(app, ["bench", "metrics", "--n-samples", "1000", "--workdir", str(workdir)])
+USEFUL_FAST = ["eval.classifier_steps=10", "eval.classifier_test=500", "eval.augment_seeds=2"]
+
+
+def test_conditional_and_unconditional_variants_in_one_comparison(fast_sets, workdir, mnist_root):
+    """The issue's command, `ganbench compare cgan acgan sngan-projection dcgan`, with a tiny budget: one table
+    on the shared metrics, the conditional runs' CAS / augmentation / intra-FID, the Usefulness section."""
+    archs = ["cgan", "acgan", "sngan-projection", "dcgan"]
+    sets = _sets([*fast_sets, *USEFUL_FAST])
+    r = runner.invoke(app, ["compare", *archs, "--steps", "2", "--experiment", "cond", "-q", *sets])
     assert r.exit_code == 0, r.output
+    out = workdir / "reports" / "cond"
+    csv = pd.read_csv(out / "table.csv")
+    table = csv[csv["row"] == "aggregate"].set_index("arch")
+    assert list(table.index) == [*archs, "real-floor"]
+    gain = keys.augment_key(10, "gain")
+    assert table.loc[archs[:3], [keys.CAS, gain]].notna().all().all()
+    assert table.loc[["dcgan", "real-floor"], gain].isna().all()  # unconditional / real: no augmentation gain
+    assert table.loc["real-floor", keys.CAS] == table.loc["cgan", keys.CAS_REAL]  # the floor row is the ceiling
+    assert table[keys.eval_key("lenet-mnist", keys.MODES)].notna().all()  # shared metrics: every row
+    assert table.loc[archs[:3], keys.eval_key("lenet-mnist", keys.INTRA_FID)].notna().all()
+    report = (out / "report.md").read_text()
+    assert "## Usefulness: mnist" in report and "| CAS (%) ↑" in report and "aug. gain k=10 (pp)" in report
+    assert "Protocol: CAS and augmentation: LeNet, Adam(1e-3), 10 steps of batch 64" in report
+    for fig in ("usefulness-vs-k", "class-histogram", "samples-acgan"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 0
+    runs = {x["tags"][keys.TAG_ARCH]: x for x in Tracker(workdir).search_runs(["cond"])}
+    assert {x["status"] for x in runs.values()} == {"FINISHED"}
+    assert "usefulness" not in " ".join(runs["dcgan"]["tags"])  # no experiment for an unconditional run
+
+
+def test_bench_metrics_prints_figures(workdir, mnist_root):
+    sets = [a for s in USEFUL_FAST for a in ("--set", s)]
+    r = runner.invoke(app, ["bench", "metrics", "--n-samples", "1000", "--workdir", str(workdir), *sets])
+    assert r.exit_code == 0, r.output
+    useful = next(line for line in r.output.splitlines() if line.startswith("usefulness"))
+    assert "s per run (CAS" in useful and "10 steps of batch 64" in useful
     row = next(line for line in r.output.splitlines() if line.startswith("lenet-mnist"))
     cold, warm, rate = (float(x) for x in row.split()[2:5])
     assert cold > 0 and warm > 0 and rate > 0

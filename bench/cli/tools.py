@@ -63,13 +63,14 @@ def bench_metrics(
     data_root: DataRootOpt = None,
     set_: SetOpt = None,
 ) -> None:
-    """Time the evaluation of N samples (FID, IS, KID, precision/recall) per feature extractor."""
+    """Time the evaluation of N samples (FID, IS, KID, precision/recall) per feature extractor, and the
+    usefulness experiment (CAS + augmentation) of conditional runs."""
     from bench.config import load_compare_config
     from bench.metrics.benchmark import run_metrics_benchmark
 
     weights = {"inception-v3-compat": inception_weights} if inception_weights else None
     cc = load_compare_config(None, set_ or [], overrides=options_layer(dataset=dataset, data_root=data_root))
-    for line in run_metrics_benchmark(n_samples, workdir, weights, cc.data):
+    for line in run_metrics_benchmark(n_samples, workdir, weights, cc.data, cc.eval):
         typer.echo(line)
 
 
@@ -86,7 +87,7 @@ def list_(
     from rich.table import Table
 
     from architectures import ARCHITECTURES, LOSSES
-    from bench.metrics.extractors import EXTRACTORS, SHIPPED, locate_weights
+    from bench.metrics.extractors import EXTRACTORS, locate_weights
 
     console = Console()
     t = Table(title="architectures", show_lines=True)
@@ -97,7 +98,8 @@ def list_(
         spec = ARCHITECTURES.get(name)
         cfg = spec.config_cls()
         d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("loss", "n_critic")}
-        t.add_row(name, cfg.loss, str(cfg.n_critic), ", ".join(f"{k}={v}" for k, v in d.items()), spec.summary)
+        summary = ("class-conditional: " if spec.conditional else "") + spec.summary
+        t.add_row(name, cfg.loss, str(cfg.n_critic), ", ".join(f"{k}={v}" for k, v in d.items()), summary)
     for name, why in sorted(ARCHITECTURES.broken().items()):  # plugins that failed to load: shown, not hidden
         t.add_row(name, "–", "–", "–", f"BROKEN, skipped: {why}")
     console.print(t)
@@ -113,7 +115,7 @@ def list_(
         t.add_column(col, no_wrap=col != "summary")
     for name in EXTRACTORS.names():
         spec = EXTRACTORS.get(name)
-        if spec.dataset in SHIPPED:
+        if spec.shipped:
             where = "shipped"
         else:
             try:
@@ -183,6 +185,8 @@ def extractor_train(
     spec = DATASETS.get(dataset)
     if spec.image_shape is None or not spec.num_classes:
         raise UserError(f"--dataset {dataset!r} has no fixed shape and classes; use inception-v3-compat for it")
+    if dataset == "stacked-mnist":
+        raise UserError("--dataset 'stacked-mnist' is classified by lenet-mnist on each channel; train mnist instead")
     recipe = Recipe(epochs=epochs, seed=seed, max_shift=max_shift, hflip=hflip)
     target = out or workspace_weights(workdir, dataset)
     typer.echo(f"training lenet-{dataset}: {recipe}")

@@ -152,6 +152,12 @@ class EvalConfig:
     estimator (Bińkowski et al. 2018; torch-fidelity's 100 x 1000); prc_neighborhood: k of precision/recall
     (Kynkäänniemi et al. 2019: 3); during_training_samples: samples for the FID curve; enabled: False skips
     evaluation.
+
+    Usefulness of a class-conditional run's samples (``bench.metrics.usefulness``): usefulness: compute CAS
+    and the augmentation gain; augment_k: real labelled images per class of the augmentation experiment;
+    augment_seeds: its repeats (draws of the k images and classifier seeds 0, 1, ...); classifier_steps:
+    Adam steps (batch 64) of every classifier trained; classifier_test: random reference images the
+    classifiers are tested on (drawn with reference_seed; 0 = all).
     """
 
     n_samples: StrictInt = 10_000
@@ -167,6 +173,11 @@ class EvalConfig:
     prc_neighborhood: StrictInt = 3
     during_training_samples: StrictInt = 1000
     enabled: StrictBool = True
+    usefulness: StrictBool = True
+    augment_k: tuple[StrictInt, ...] = (10, 100)
+    augment_seeds: StrictInt = 3
+    classifier_steps: StrictInt = 150
+    classifier_test: StrictInt = 5000
 
     def __post_init__(self) -> None:
         _require(self.n_samples >= 2, "eval.n_samples", self.n_samples, ">= 2")
@@ -191,6 +202,10 @@ class EvalConfig:
         _require(
             self.during_training_samples >= 2, "eval.during_training_samples", self.during_training_samples, ">= 2"
         )
+        _require(all(k >= 1 for k in self.augment_k), "eval.augment_k", list(self.augment_k), "integers >= 1")
+        _require(1 <= self.augment_seeds <= 20, "eval.augment_seeds", self.augment_seeds, "between 1 and 20")
+        _require(self.classifier_steps >= 1, "eval.classifier_steps", self.classifier_steps, ">= 1")
+        _require(self.classifier_test >= 0, "eval.classifier_test", self.classifier_test, ">= 0 (0 = all)")
 
     def options(self, extractor: str) -> ExtractorOptions:
         """The options of ``extractor`` (its defaults when the config names none)."""

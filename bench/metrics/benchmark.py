@@ -3,6 +3,9 @@
 Samples are real training images (so no generator time is included); the reference is the dataset's test
 split. "cold" computes the reference features too (an empty cache), "warm" reads them from the cache, which
 is the cost at the end of every run after the first. All of FID, IS, KID and precision/recall are computed.
+For a labelled dataset it then times the usefulness experiment of conditional runs (CAS + augmentation,
+``bench.metrics.usefulness``) on the same images with their labels (a perfect conditional generator): the
+real-only numbers, computed once per workspace, and the part every conditional run pays.
 """
 
 from __future__ import annotations
@@ -10,21 +13,29 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import torch
 
+from bench import keys
 from bench.config import DataConfig, EvalConfig, ExtractorOptions
 from bench.data import load
 from bench.errors import UserError
 from bench.metrics.evaluate import fidelity
 from bench.metrics.extractors import EXTRACTORS, locate_weights
+from bench.metrics.usefulness import Usefulness
 from bench.timing import device_name
 
 
 def run_metrics_benchmark(
-    n_samples: int, workdir: str, weights: dict[str, str] | None = None, data: DataConfig | None = None
+    n_samples: int,
+    workdir: str,
+    weights: dict[str, str] | None = None,
+    data: DataConfig | None = None,
+    eval_cfg: EvalConfig | None = None,
 ) -> Iterator[str]:
-    """Yield lines of a table: extractor, samples, cold and warm seconds, samples/s (warm).
+    """Yield lines of a table: extractor, samples, cold and warm seconds, samples/s (warm); then, for a
+    labelled dataset, the seconds of the usefulness experiment (its recipe from ``eval_cfg``).
 
     ``weights``: {extractor: local weights file}; a heavy extractor (Inception) is timed only on a GPU or
     when its weights are given."""
@@ -34,7 +45,8 @@ def run_metrics_benchmark(
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     data = data or DataConfig()
     reference = load(data, "test", workdir, device)
-    samples = load(data, "train", workdir).images[:n_samples]
+    train = load(data, "train", workdir)
+    samples, labels = train.images[:n_samples], train.labels[:n_samples]
     if samples.shape[0] < n_samples:
         raise UserError(f"--n-samples {n_samples} exceeds the {samples.shape[0]} training images")
     yield f"device: {device_name(device)}; torch {torch.__version__}"
@@ -60,3 +72,19 @@ def run_metrics_benchmark(
             fidelity(samples, reference, cfg, cache, device, weights=path)
             warm = time.perf_counter() - t0
         yield f"{name:22s} {n_samples:8d} {cold:9.2f} {warm:9.2f} {n_samples / warm:10.0f}"
+    if train.num_classes < 2:
+        return
+    cfg = replace(eval_cfg or EvalConfig(), n_samples=n_samples)
+    with tempfile.TemporaryDirectory() as cache:
+        use = Usefulness(train, reference, cfg, cache)
+        t0 = time.perf_counter()
+        real = use.real_metrics(n_samples)
+        once = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        m = use.metrics(samples, labels)
+        per_run = time.perf_counter() - t0
+    yield (
+        f"usefulness (conditional runs, {n_samples} labelled samples): {per_run:.1f} s per run (CAS "
+        f"{100 * m[keys.CAS]:.1f} % on these real images) + {once:.1f} s once per workspace (ceiling "
+        f"{100 * real[keys.CAS_REAL]:.1f} %, k-shot baselines); {use.protocol()}"
+    )

@@ -33,6 +33,7 @@ from bench.errors import ConfigError
 from bench.metrics.coverage import classify, coverage
 from bench.metrics.discriminator import accuracy
 from bench.metrics.extractors import EXTRACTORS, WeightsUnavailable, check_extractor, locate_weights, sha256_of
+from bench.metrics.usefulness import Usefulness
 
 ALL_METRICS = ("fid", "isc", "kid", "prc", "modes")
 _REFERENCE_CLASSES: dict[tuple[str, str], torch.Tensor] = {}  # (weights, reference cache name) -> predictions
@@ -178,22 +179,37 @@ def reference_images(reference: ImageData, cfg: EvalConfig) -> tuple[torch.Tenso
         raise ConfigError(f"eval.n_reference = {n} exceeds the {total} images of {reference.name}/{reference.split}")
     if n == total:
         return reference.images.cpu(), "all"
-    return held_out(reference, n, cfg.reference_seed).cpu(), f"random (seed {cfg.reference_seed}) of {total}"
+    return held_out(reference, n, cfg.reference_seed)[0].cpu(), f"random (seed {cfg.reference_seed}) of {total}"
+
+
+def sample_labels(n: int, num_classes: int) -> torch.Tensor:
+    """The labels a conditional generator is evaluated with: ``(n,)`` int64, ``0, 1, ..., K-1, 0, 1, ...``
+    (every class equally often, to within one sample; the balanced sample CAS needs)."""
+    return torch.arange(n) % num_classes
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, n: int, batch_size: int, seed: int, device: torch.device) -> torch.Tensor:
+def generate(
+    generator: nn.Module, n: int, batch_size: int, seed: int, device: torch.device, num_classes: int = 0
+) -> torch.Tensor:
     """``n`` samples from ``generator`` in eval mode as float ``(n, C, H, W)`` in ``[-1, 1]`` on CPU.
 
     z comes from its own CPU generator seeded with ``seed`` (the global RNG, and so training, is untouched);
-    the samples do not depend on ``batch_size``.
+    the samples do not depend on ``batch_size``. With ``num_classes = K > 0`` the generator is conditional
+    and sample i is ``G(z_i, y_i)`` with ``y = sample_labels(n, K)``.
     """
     # all of z in one draw: torch's normal sampler gives different numbers for different chunkings
     z = torch.randn(n, generator.z_dim, generator=torch.Generator().manual_seed(seed))
+    y = sample_labels(n, num_classes) if num_classes else None
     was_training = generator.training
     generator.eval()
+
+    def batch(i: int) -> torch.Tensor:
+        zi = z[i : i + batch_size].to(device)
+        return generator(zi, y[i : i + batch_size].to(device)) if y is not None else generator(zi)
+
     try:
-        out = [generator(z[i : i + batch_size].to(device)).float().cpu() for i in range(0, n, batch_size)]
+        out = [batch(i).float().cpu() for i in range(0, n, batch_size)]
     finally:
         generator.train(was_training)
     return torch.cat(out)
@@ -244,8 +260,11 @@ def fidelity(
         out = (
             torch_fidelity.calculate_metrics(
                 input1=_Images(spec.prepare(generated)),
-                input2=_Images(spec.prepare(ref)),
-                input2_cache_name=cache_name,
+                **(  # IS alone reads only the samples: the reference's features are not extracted
+                    {"input2": _Images(spec.prepare(ref)), "input2_cache_name": cache_name}
+                    if set(metrics) & {"fid", "kid", "prc"}
+                    else {}
+                ),
                 cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
                 cache=True,
                 cuda=device.type == "cuda",
@@ -269,9 +288,10 @@ def fidelity(
     result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
     if "modes" in metrics and spec.num_classes:  # a classifier of the dataset: mode coverage
         real_key = (str(weights), cache_name)  # the reference's predictions, once per process (the floor: 5x)
-        if real_key not in _REFERENCE_CLASSES:
+        if real_key not in _REFERENCE_CLASSES and spec.coverage == "real":
             _REFERENCE_CLASSES[real_key] = classify(ref, spec, weights)
-        cov = coverage(classify(generated, spec, weights), _REFERENCE_CLASSES[real_key], spec.num_classes)
+        predicted = classify(generated, spec, weights)
+        cov = coverage(predicted, _REFERENCE_CLASSES.get(real_key), spec.num_classes, spec.coverage)
         result |= {keys.eval_key(name, k): v for k, v in cov.items()}
     reference_name = f"{reference.name}/{reference.split}"
     return result, Protocol(name, spec.label, sha, n_gen, reference_name, n_ref, seed, subset, spec.kid_features)
@@ -298,18 +318,20 @@ def fidelity_all(
 
 @torch.no_grad()
 def discriminator_scores(
-    discriminator: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device
+    gan: GAN, images: torch.Tensor, labels: torch.Tensor | None, batch_size: int, device: torch.device
 ) -> torch.Tensor:
-    """D's scores for float ``images (N, C, H, W)`` in ``[-1, 1]``, D in eval mode; ``(N,)`` float64 on CPU."""
+    """D's scores for float ``images (N, C, H, W)`` in ``[-1, 1]`` (with their ``labels (N,)`` for a
+    conditional D), D in eval mode; ``(N,)`` float64 on CPU."""
+    discriminator = gan.discriminator
     was_training = discriminator.training
     discriminator.eval()
+
+    def scores(i: int) -> torch.Tensor:
+        y = labels[i : i + batch_size].to(device) if gan.conditional else None
+        return gan.discriminate(images[i : i + batch_size].to(device), y)[0].double().cpu()
+
     try:
-        return torch.cat(
-            [
-                discriminator(images[i : i + batch_size].to(device)).double().cpu()
-                for i in range(0, len(images), batch_size)
-            ]
-        )
+        return torch.cat([scores(i) for i in range(0, len(images), batch_size)])
     finally:
         discriminator.train(was_training)
 
@@ -322,31 +344,80 @@ def evaluate(
     seed: int,
     device: torch.device,
     extractors: dict[str, Path],
+    usefulness: Usefulness | None = None,
 ) -> tuple[dict[str, float], list[Protocol]]:
     """All end-of-run metrics of a trained GAN, for each extractor in ``extractors`` ({name: weights}).
 
-    Fidelity metrics on ``cfg.n_samples`` fresh samples; the discriminator (eval mode) is scored on the
-    first ``min(n_samples, len(reference))`` reference images and as many of the same fresh fakes.
+    Fidelity metrics on ``cfg.n_samples`` fresh samples; the discriminator (eval mode) is scored on
+    ``min(n_samples, len(reference))`` reference images and as many of the same fresh fakes. A conditional
+    GAN's samples (labels ``sample_labels``) also get the primary extractor's intra-FID and, with
+    ``usefulness``, CAS and the augmentation gain (``bench.metrics.usefulness``).
     """
-    fakes = generate(gan.generator, cfg.n_samples, cfg.batch_size, seed, device)
-    metrics, protocols = fidelity_all(to_uint8(fakes), reference, cfg, workdir, seed, device, extractors)
+    k = gan.num_classes
+    fakes = generate(gan.generator, cfg.n_samples, cfg.batch_size, seed, device, k)
+    images = to_uint8(fakes)
+    metrics, protocols = fidelity_all(images, reference, cfg, workdir, seed, device, extractors)
+    if k:
+        primary = with_primary(cfg, reference.name).extractor
+        labels = sample_labels(cfg.n_samples, k)
+        metrics[keys.eval_key(primary, keys.INTRA_FID)] = intra_fid(
+            images, labels, reference, cfg, workdir, device, seed, primary, extractors[primary]
+        )
+        if usefulness is not None:
+            metrics.update(usefulness.metrics(images, labels))
     n = min(cfg.n_samples, reference.images.shape[0])
-    reals = to_float(held_out(reference, n, cfg.reference_seed))
-    s_real = discriminator_scores(gan.discriminator, reals, cfg.batch_size, device)
-    s_fake = discriminator_scores(gan.discriminator, fakes[:n], cfg.batch_size, device)
+    reals, real_labels = held_out(reference, n, cfg.reference_seed)
+    s_real = discriminator_scores(gan, to_float(reals), real_labels, cfg.batch_size, device)
+    fake_labels = sample_labels(n, k) if k else None
+    s_fake = discriminator_scores(gan, fakes[:n], fake_labels, cfg.batch_size, device)
     metrics.update(accuracy(s_real.numpy(), s_fake.numpy(), LOSSES.get(gan.loss_name).threshold))
     return metrics, protocols
 
 
-def held_out(reference: ImageData, n: int, seed: int) -> torch.Tensor:
-    """``n`` images of the reference split (for the reduced reference and the discriminator's accuracy): all
-    of it, or a random subset drawn with ``seed``, in split order (not the first n, which need not be a fair
-    sample)."""
+def intra_fid(
+    generated: torch.Tensor,
+    labels: torch.Tensor,
+    reference: ImageData,
+    cfg: EvalConfig,
+    workdir: str | Path,
+    device: torch.device,
+    seed: int,
+    extractor: str,
+    weights: Path,
+) -> float:
+    """Intra-FID (Miyato & Koyama 2018, sec. 5): the FID of each class's samples against the reference images
+    of that class, averaged over the classes, with the primary extractor.
+
+    uint8 ``generated (N, C, H, W)`` with their requested ``labels (N,)``; the reference as drawn for the
+    other metrics (``cfg.n_reference``). Each class has about N / K samples, and FID's bias grows as the
+    sample shrinks, so intra-FID is above the FID of the same samples; compare it only between runs with the
+    same ``n_samples``. Classes with fewer than 2 samples on either side are left out.
+    """
+    ref, subset = reference_images(reference, cfg)
+    ref_labels = reference.labels.cpu() if subset == "all" else held_out(reference, len(ref), cfg.reference_seed)[1]
+    ref_labels = ref_labels.cpu()
+    drawn = "" if subset == "all" else f"-r{cfg.reference_seed}n{len(ref)}"
+    one = replace(cfg, n_reference=None)
+    values = []
+    for c in range(reference.num_classes):
+        fake_c, real_c = generated[labels == c], ref[ref_labels == c]
+        if min(len(fake_c), len(real_c)) < 2:
+            continue
+        part = replace(reference, split=f"{reference.split}{drawn}-class{c}", images=real_c, labels=ref_labels[:0])
+        m, _ = fidelity(fake_c, part, one, workdir, device, ("fid",), seed, extractor, weights)
+        values.append(m[keys.eval_key(extractor, keys.FID)])
+    return float(np.mean(values)) if values else float("nan")
+
+
+def held_out(reference: ImageData, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` images of the reference split and their labels (for the reduced reference and the
+    discriminator's accuracy): all of it, or a random subset drawn with ``seed``, in split order (not the
+    first n, which need not be a fair sample)."""
     total = reference.images.shape[0]
     if n >= total:
-        return reference.images
-    idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
-    return reference.images[idx.sort().values.to(reference.images.device)]
+        return reference.images, reference.labels
+    idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return reference.images[idx.to(reference.images.device)], reference.labels[idx.to(reference.labels.device)]
 
 
 def check_floor_size(real: ImageData, cfg: EvalConfig) -> None:
@@ -403,13 +474,15 @@ def training_metrics(
     many reference images, at its loss's threshold."""
     cfg = with_primary(cfg, reference.name)
     n_real = min(cfg.during_training_samples, reference.images.shape[0])
-    reals = to_float(held_out(reference, n_real, cfg.reference_seed))
+    reals, real_labels = held_out(reference, n_real, cfg.reference_seed)
+    reals = to_float(reals)
 
     def fn(gan: GAN) -> dict[str, float]:
-        fakes = generate(gan.generator, cfg.during_training_samples, cfg.batch_size, seed, device)
+        n, k = cfg.during_training_samples, gan.num_classes
+        fakes = generate(gan.generator, n, cfg.batch_size, seed, device, k)
         m, _ = fidelity(to_uint8(fakes), reference, cfg, workdir, device, metrics=("fid",), seed=seed, weights=weights)
-        s_real = discriminator_scores(gan.discriminator, reals, cfg.batch_size, device)
-        s_fake = discriminator_scores(gan.discriminator, fakes, cfg.batch_size, device)
+        s_real = discriminator_scores(gan, reals, real_labels, cfg.batch_size, device)
+        s_fake = discriminator_scores(gan, fakes, sample_labels(n, k) if k else None, cfg.batch_size, device)
         acc = accuracy(s_real.numpy(), s_fake.numpy(), LOSSES.get(gan.loss_name).threshold)
         return {
             keys.TRAIN_FID: m[keys.eval_key(cfg.extractor, keys.FID)],

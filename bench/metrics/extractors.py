@@ -33,7 +33,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from architectures.registry import Registry
 from bench.data import DATASETS
 from bench.errors import ConfigError, UserError
-from bench.metrics.lenet import load_lenet
+from bench.metrics.lenet import load_classifier
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[-1]  # weights-inception-2015-12-05-6726825d.pth
@@ -84,7 +84,13 @@ SHIPPED = {
 }
 LENET_WEIGHTS = WEIGHTS_DIR / SHIPPED["mnist"].file
 LENET_SHA256 = SHIPPED["mnist"].sha256
-LABELS = {"mnist": "LeNet", "fashion-mnist": "LeNet-F", "emnist-letters": "LeNet-L", "kmnist": "LeNet-K"}
+LABELS = {
+    "mnist": "LeNet",
+    "fashion-mnist": "LeNet-F",
+    "emnist-letters": "LeNet-L",
+    "kmnist": "LeNet-K",
+    "stacked-mnist": "LeNet×3",
+}
 
 
 def workspace_weights(workdir: str | os.PathLike[str], dataset: str) -> Path:
@@ -109,11 +115,10 @@ class FeatureExtractorLeNet(FeatureExtractorBase):
         spec = EXTRACTORS.get(f"lenet-{self.dataset}")
         self.shape = spec.image_shape
         path = Path(feature_extractor_weights_path or spec.weights(None, False))
-        shipped = SHIPPED.get(self.dataset)
+        shipped = SHIPPED.get("mnist" if spec.stacked else self.dataset)
         if shipped and path.resolve() == (WEIGHTS_DIR / shipped.file).resolve() and sha256_of(path) != shipped.sha256:
             raise ValueError(f"{path} has sha256 {sha256_of(path)}, expected {shipped.sha256}; reinstall ganbench")
-        c, s, _ = self.shape
-        self.model = load_lenet(path, c, spec.num_classes, s)
+        self.model = load_classifier(path, self.shape, spec.num_classes, spec.stacked)
         self.requires_grad_(False)
         self.eval()
 
@@ -123,7 +128,7 @@ class FeatureExtractorLeNet(FeatureExtractorBase):
                 f"lenet-{self.dataset} expects uint8 images (N, {', '.join(map(str, self.shape))}), "
                 f"got {x.dtype} {tuple(x.shape)}"
             )
-        penultimate, logits = self.model.features(x.float() / 255.0)
+        penultimate, logits = self.model.features(x.float() / 255.0)  # (N, 128) or (N, 3 * 128) stacked
         unit = torch.nn.functional.normalize(penultimate.double(), dim=1).float() * penultimate.shape[1] ** 0.5
         features = {"penultimate": penultimate, "penultimate-unit": unit, "logits": logits}
         return tuple(features[f] for f in self.features_list)
@@ -227,7 +232,10 @@ class ExtractorSpec:
     on a GPU; standard_sha256: prefix of the sha256 of the standard weights (other weights are flagged in the
     protocol line), or None when any weights are as good; dataset: the one dataset whose runs it measures
     (a classifier trained on it), None for any; num_classes: its classifier's classes (0: not a classifier);
-    kid_features: the features KID is computed on, recorded in the protocol.
+    kid_features: the features KID is computed on, recorded in the protocol; stacked: the MNIST classifier
+    applied per channel (``lenet-stacked-mnist``, ``bench.metrics.lenet.StackedLeNet``); coverage: how
+    ``bench.metrics.coverage`` counts modes, ``"real"`` (against the reference's class histogram) or
+    ``"uniform"`` (Stacked MNIST's protocol: a mode is covered by one sample; KL to the uniform).
     """
 
     fidelity_name: str
@@ -240,6 +248,13 @@ class ExtractorSpec:
     dataset: str | None = None
     num_classes: int = 0
     kid_features: str = "pool (2048-d)"
+    stacked: bool = False
+    coverage: str = "real"
+
+    @property
+    def shipped(self) -> bool:
+        """A dataset's classifier whose weights come with ganbench (pinned by sha256)."""
+        return self.dataset is not None and self.standard_sha256 is not None
 
     def reads(self, image_shape: tuple[int, int, int]) -> bool:
         """Whether it can read images of ``image_shape`` ``(C, H, W)``."""
@@ -272,18 +287,28 @@ def register_lenet(dataset: str) -> ExtractorSpec:
     data = DATASETS.get(dataset)
     if data.image_shape is None or not data.num_classes:
         raise ValueError(f"dataset {dataset!r} has no fixed image shape and classes: no LeNet extractor for it")
-    shipped = SHIPPED.get(dataset)
+    stacked = dataset == "stacked-mnist"  # the MNIST classifier on each channel
+    weights_of = "mnist" if stacked else dataset
+    shipped = SHIPPED.get(weights_of)
     summary = f"{dataset} classifier, {shipped.note}" if shipped else f"{dataset} classifier"
+    if stacked:
+        summary = f"lenet-mnist on each channel ({shipped.note}); 1 000 classes"
     spec = ExtractorSpec(
         f"ganbench-lenet-{dataset}",
         LABELS.get(dataset, f"LeNet-{dataset}"),
         data.image_shape,
-        _lenet_weights(dataset),
+        _lenet_weights(weights_of),
         summary,
         standard_sha256=shipped.sha256 if shipped else None,
         dataset=dataset,
         num_classes=data.num_classes,
-        kid_features="penultimate, scaled to norm sqrt(128)",
+        kid_features=(
+            "penultimate of each channel (3 x 128), scaled to norm sqrt(384)"
+            if stacked
+            else "penultimate, scaled to norm sqrt(128)"
+        ),
+        stacked=stacked,
+        coverage="uniform" if stacked else "real",
     )
     EXTRACTORS.register(f"lenet-{dataset}", spec)
     if spec.fidelity_name not in torch_fidelity.registry.FEATURE_EXTRACTORS_REGISTRY:
@@ -313,7 +338,7 @@ def locate_weights(name: str, path: str | None, workdir: str | os.PathLike[str] 
     for a ``lenet-<dataset>`` without shipped weights the file ``ganbench extractor train`` wrote into the
     workspace. Raises WeightsUnavailable saying how to get them."""
     spec = EXTRACTORS.get(name)
-    if not path and workdir is not None and spec.dataset is not None and spec.dataset not in SHIPPED:
+    if not path and workdir is not None and spec.dataset is not None and not spec.shipped:
         trained = workspace_weights(workdir, spec.dataset)
         if trained.is_file():
             path = str(trained)

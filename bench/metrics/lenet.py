@@ -57,3 +57,36 @@ def load_lenet(path: str | Path, in_channels: int, num_classes: int, image_size:
     defaults = {"mean": model.mean, "std": model.std}  # files of ganbench 0.1 (MNIST) carry no normalisation
     model.load_state_dict({**defaults, **state})
     return model.eval()
+
+
+class StackedLeNet(nn.Module):
+    """The classifier of Stacked MNIST (Metz et al. 2017): an MNIST :class:`LeNet` applied to each of the 3
+    channels. Input float ``(N, 3, 28, 28)`` in ``[0, 1]``; :meth:`features` returns the 3 channels'
+    penultimate features side by side ``(N, 384)`` and the log-probabilities of the 1 000 classes
+    ``100 * d0 + 10 * d1 + d2`` ``(N, 1000)`` (the channels classified independently, so the log-probability
+    of a class is the sum of its digits'; their softmax is the product of the channels' softmaxes)."""
+
+    def __init__(self, digit: LeNet):
+        super().__init__()
+        self.digit = digit
+
+    def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        n = x.shape[0]
+        h, logits = self.digit.features(x.reshape(n * 3, 1, *x.shape[2:]))
+        lp = F.log_softmax(logits, dim=1).view(n, 3, 10)
+        joint = lp[:, 0, :, None, None] + lp[:, 1, None, :, None] + lp[:, 2, None, None, :]
+        return h.reshape(n, 3 * h.shape[1]), joint.reshape(n, 1000)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x)[1]
+
+
+def load_classifier(
+    path: str | Path, image_shape: tuple[int, int, int], num_classes: int, stacked: bool = False
+) -> nn.Module:
+    """The classifier of a ``lenet-<dataset>`` extractor, in eval mode: :func:`load_lenet` for images of
+    ``image_shape`` ``(C, S, S)`` and K classes, or with ``stacked`` a :class:`StackedLeNet` around the MNIST
+    weights of ``path``."""
+    if stacked:
+        return StackedLeNet(load_lenet(path, 1, 10, image_shape[1])).eval()
+    return load_lenet(path, image_shape[0], num_classes, image_shape[1])

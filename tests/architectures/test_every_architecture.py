@@ -13,6 +13,11 @@ from bench.harness import fit, seed_everything
 SHAPE = (1, 28, 28)
 
 
+def _classes(arch):
+    """A conditional architecture gets MNIST's 10 classes; the others none."""
+    return 10 if ARCHITECTURES.get(arch).conditional else 0
+
+
 def _random_images(n=64):
     return torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(123))
 
@@ -22,7 +27,7 @@ def _run_one_step(arch, seed, tmp_path):
         None, [f'archs=["{arch}"]', "train.steps=1", "train.batch_size=8", f'workdir="{tmp_path}"']
     ).run(arch, seed)
     seed_everything(seed)
-    gan = build_gan(arch, cfg.model, SHAPE)
+    gan = build_gan(arch, cfg.model, SHAPE, _classes(arch))
     losses = {}
 
     class Capture:
@@ -32,21 +37,24 @@ def _run_one_step(arch, seed, tmp_path):
 
         def on_fit_end(self, t): ...
 
-    fit(gan, BatchSampler(_random_images(), 8, seed), cfg, torch.device("cpu"), [Capture()])
+    labels = torch.arange(64) % 10
+    fit(gan, BatchSampler(_random_images(), 8, seed, None, labels), cfg, torch.device("cpu"), [Capture()])
     return gan, losses
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES.names())
 def test_shapes_and_ranges(arch):
     spec = ARCHITECTURES.get(arch)
-    gan = build_gan(arch, spec.config_cls(), SHAPE)
+    gan = build_gan(arch, spec.config_cls(), SHAPE, _classes(arch))
     z = torch.randn(5, gan.generator.z_dim)
-    x = gan.generator(z)
+    y = torch.tensor([0, 3, 9, 9, 1]) if gan.conditional else None
+    x = gan.generate(z, y)
     assert x.shape == (5, *SHAPE)
     assert x.min() >= -1 and x.max() <= 1
-    scores = gan.discriminator(x)
+    scores, class_logits = gan.discriminate(x, y)
     assert scores.shape == (5,)
     assert scores.dtype == torch.float32
+    assert class_logits is None if gan.aux_weight == 0 else class_logits.shape == (5, 10)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES.names())
@@ -68,7 +76,7 @@ def test_one_step_is_deterministic_under_a_seed(arch, tmp_path):
 @pytest.mark.parametrize("arch", ARCHITECTURES.names())
 def test_harness_step_changes_both_networks(arch, tmp_path):
     seed_everything(0)
-    before = build_gan(arch, ARCHITECTURES.get(arch).config_cls(), SHAPE)
+    before = build_gan(arch, ARCHITECTURES.get(arch).config_cls(), SHAPE, _classes(arch))
     after, _ = _run_one_step(arch, 0, tmp_path)
     for net in ("generator", "discriminator"):
         p0 = torch.cat([p.flatten() for p in getattr(before, net).parameters()])
@@ -87,12 +95,13 @@ def test_conv_stages_rejects(shape):
         conv_stages(shape)
 
 
-@pytest.mark.parametrize("arch", ["dcgan", "wgan-gp", "sngan"])
+@pytest.mark.parametrize("arch", ["dcgan", "wgan-gp", "sngan", "acgan", "sngan-projection"])
 def test_conv_architectures_on_32x32_rgb(arch):
-    gan = build_gan(arch, ARCHITECTURES.get(arch).config_cls(g_width=8, d_width=8), (3, 32, 32))
-    x = gan.generator(torch.randn(2, gan.generator.z_dim))
+    gan = build_gan(arch, ARCHITECTURES.get(arch).config_cls(g_width=8, d_width=8), (3, 32, 32), _classes(arch))
+    y = torch.tensor([1, 2]) if gan.conditional else None
+    x = gan.generate(torch.randn(2, gan.generator.z_dim), y)
     assert x.shape == (2, 3, 32, 32)
-    assert gan.discriminator(x).shape == (2,)
+    assert gan.discriminate(x, y)[0].shape == (2,)
 
 
 def test_paper_defaults():
@@ -111,6 +120,26 @@ def test_paper_defaults():
     assert s.loss == "hinge"
     d = ARCHITECTURES.get("dcgan").config_cls()
     assert (d.lr_g, d.beta1, d.z_dim, d.loss) == (2e-4, 0.5, 100, "bce")
+    # Mirza & Osindero 2014 sec. 4.1; Odena et al. 2017 appendix; Miyato & Koyama 2018 sec. 5
+    assert ARCHITECTURES.get("cgan").config_cls().dropout == 0.5
+    a = ARCHITECTURES.get("acgan").config_cls()
+    assert (a.lr_g, a.beta1, a.aux_weight, a.loss) == (2e-4, 0.5, 1.0, "bce")
+    p = ARCHITECTURES.get("sngan-projection").config_cls()
+    assert (p.lr_g, p.beta1, p.beta2, p.n_critic, p.loss) == (2e-4, 0.0, 0.9, 5, "hinge")
+
+
+def test_sngan_projection_normalises_d_and_conditions_g_batchnorm():
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    from architectures.blocks import ConditionalBatchNorm2d
+
+    gan = build_gan("sngan-projection", ARCHITECTURES.get("sngan-projection").config_cls(), SHAPE, 10)
+    layers = [m for m in gan.discriminator.modules() if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding))]
+    assert any(isinstance(m, nn.Embedding) for m in layers)  # the projection's class embedding
+    assert all(parametrize.is_parametrized(m, "weight") for m in layers)
+    norms = [m for m in gan.generator.modules() if isinstance(m, (nn.BatchNorm2d, ConditionalBatchNorm2d))]
+    assert norms and all(isinstance(m, ConditionalBatchNorm2d) or not m.affine for m in norms)
 
 
 def test_sngan_normalises_every_discriminator_layer():

@@ -16,7 +16,9 @@ MODES, KL = keys.eval_key("lenet-mnist", keys.MODES), keys.eval_key("lenet-mnist
 
 def test_coverage_counts_modes_and_kl_by_hand():
     real = torch.arange(10).repeat(100)  # balanced, 10 classes
-    assert coverage(real, real, 10) == {keys.MODES: 10.0, keys.CLASS_KL: 0.0}
+    same = coverage(real, real, 10)
+    assert (same[keys.MODES], same[keys.CLASS_KL]) == (10.0, 0.0)
+    assert [same[f"{keys.CLASS_SHARE}/{c}"] for c in range(10)] == [0.1] * 10
     one = torch.full((1000,), 3)
     cov = coverage(one, real, 10)
     assert cov[keys.MODES] == 1.0 and cov[keys.CLASS_KL] == pytest.approx(math.log(10))

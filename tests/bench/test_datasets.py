@@ -200,6 +200,12 @@ def test_another_datasets_classifier_or_an_unbuildable_size_is_refused_up_front(
     r = runner.invoke(app, ["compare", "dcgan", "--set", "data.image_size=32", "--steps", "1",
                             "--workdir", str(workdir)])  # fmt: skip
     assert r.exit_code == 2 and "use inception-v3-compat (any size)" in r.stderr
+    flat = workdir.parent / "flat"
+    _write_images(flat, 12, "L", (28, 28))  # one class: nothing to condition on
+    r = runner.invoke(app, ["compare", "cgan", "--dataset", "folder", "--data-root", str(flat), "--steps", "1",
+                            "--set", "eval.enabled=false", "--workdir", str(workdir)])  # fmt: skip
+    assert r.exit_code == 2 and "cgan is class-conditional and needs a labelled dataset" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     assert not workdir.exists()
 
 
@@ -218,10 +224,8 @@ def datasets_root(mnist_root, cifar_root, tmp_path):
     return {"cifar10": str(cifar_root[0]), "folder": str(folder)}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("arch", BUILT_IN)
-@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist", "emnist-letters", "cifar10", "folder"])
-def test_two_steps_on_every_dataset(datasets_root, workdir, dataset, arch):
+def _two_steps(datasets_root, workdir, dataset, arch) -> DataConfig:
+    """Train ``arch`` for 2 steps on ``dataset`` without evaluation; returns its DataConfig."""
     data = DataConfig(dataset=dataset, root=datasets_root.get(dataset))
     cc = CompareConfig(
         archs=(arch,), workdir=str(workdir), data=data, eval=EvalConfig(enabled=False),
@@ -229,12 +233,40 @@ def test_two_steps_on_every_dataset(datasets_root, workdir, dataset, arch):
     )  # fmt: skip
     result = train(cc.run(arch, 0), Tracker(str(workdir)))
     assert result.status == "FINISHED", result.error
+    return data
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", BUILT_IN)
+@pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist", "emnist-letters", "cifar10", "folder"])
+def test_two_steps_on_every_dataset(datasets_root, workdir, dataset, arch):
+    data = _two_steps(datasets_root, workdir, dataset, arch)
     from PIL import Image
 
     size = {"cifar10": 32, "folder": 64}.get(dataset, 28)
     assert load(data, "train", workdir).image_shape == ({"cifar10": 3, "folder": 3}.get(dataset, 1), size, size)
     grid = next(workdir.rglob("final.png"))  # 8 x 8 samples of the dataset's shape, 2 px apart
     assert Image.open(grid).size == (8 * (size + 2) + 2, 8 * (size + 2) + 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dataset", "arch"),
+    [(d, a) for d in ("mnist", "emnist-letters", "cifar10") for a in ("cgan", "acgan", "sngan-projection")]
+    + [("stacked-mnist", "vanilla"), ("stacked-mnist", "dcgan")],
+)
+def test_two_steps_of_conditional_variants_on_labelled_datasets(datasets_root, workdir, dataset, arch):
+    """Conditional variants on every labelled dataset (a grid row per class: 10 rows of 10, or the 26 letters
+    in rows of 8); stacked-mnist with the unconditional variants, as its comparison runs them."""
+    from PIL import Image
+
+    conditional = dataset != "stacked-mnist"
+    _two_steps(datasets_root, workdir, dataset, arch)
+    size = 32 if dataset == "cifar10" else 28
+    rows, cols = {"emnist-letters": (26, 8), "stacked-mnist": (8, 8)}.get(dataset, (10, 10))
+    width, height = Image.open(next(workdir.rglob("final.png"))).size
+    assert height == rows * (size + 2) + 2
+    assert width > cols * (size + 2) + 2 if conditional else width == cols * (size + 2) + 2  # names at the left
 
 
 def test_extractor_train_writes_weights_that_every_command_then_finds(cifar_root, workdir):

@@ -139,3 +139,48 @@ def test_the_terminal_summary_fits_80_columns_and_drops_empty_columns():
     assert list(frame["FID"]) == ["13.00 ± 3.61", "32.00 ± 2.83"]  # the failed run's 1.0 is not averaged in
     text = frame.to_markdown(index=False, tablefmt="simple") + "\n" + note
     assert max(len(line) for line in text.splitlines()) <= 80 and "LeNet" in note
+
+
+def _useful_runs():
+    k10 = {what: keys.augment_key(10, what) for what in ("real", "real_std", "augmented", "augmented_std", "gain")}
+    base = {"status": "FINISHED", "labels": LABELS, FID: 20.0}
+    rows = [
+        {**base, "run_id": "d", "arch": "dcgan", "seed": 0, "kind": "run", "start_time": 1},
+        {**base, "run_id": "a0", "arch": "acgan", "seed": 0, "kind": "run", "start_time": 2, keys.CAS: 0.8,
+         k10["real"]: 0.70, k10["real_std"]: 0.03, k10["augmented"]: 0.76, k10["augmented_std"]: 0.04,
+         k10["gain"]: 0.06, k10["gain"] + "_std": 0.02},
+        {**base, "run_id": "a1", "arch": "acgan", "seed": 1, "kind": "run", "start_time": 3, keys.CAS: 0.9,
+         k10["real"]: 0.70, k10["real_std"]: 0.03, k10["augmented"]: 0.74, k10["augmented_std"]: 0.02,
+         k10["gain"]: 0.04, k10["gain"] + "_std": 0.02},
+        {**base, "run_id": "f", "arch": "real-floor", "seed": 0, "kind": "real-floor", "start_time": 4,
+         keys.CAS: 0.95, k10["real"]: 0.70, k10["real_std"]: 0.03},
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_usefulness_table_pools_the_seed_std_and_the_floor_row_is_the_ceiling():
+    frame = tables.usefulness_frame(_useful_runs()).set_index("architecture")
+    assert list(frame.index) == ["acgan", tables.FLOOR_LABEL]  # dcgan is unconditional: no row
+    assert frame.loc["acgan", "CAS (%)"] == "85.0" and frame.loc[tables.FLOOR_LABEL, "CAS (%)"] == "95.0"
+    pooled = 100 * math.sqrt((0.04**2 + 0.02**2) / 2)  # the root mean square of the runs' stds over seeds
+    assert frame.loc["acgan", "k=10 + gen."] == f"75.0 ± {pooled:.1f}"
+    assert frame.loc["acgan", "k=10 gain"] == "5.0 ± 2.0"
+    assert frame.loc[tables.FLOOR_LABEL, "k=10 real"] == "70.0 ± 3.0"
+    assert frame.loc[tables.FLOOR_LABEL, "k=10 + gen."] == "–"
+    latex = tables.usefulness_frame(_useful_runs(), "latex")
+    assert "CAS (\\%)" in latex.columns and latex.iloc[0, 2].endswith(r"$\pm$ 3.0")  # % would end the line
+    headers = [c.header for c in tables.columns_for(_useful_runs())]
+    assert "CAS (%) ↑" in headers and "aug. gain k=10 (pp) ↑" in headers
+    assert "CAS (%) ↑" not in [c.header for c in tables.columns_for(_runs())]  # unconditional runs only
+
+
+def test_usefulness_and_class_histogram_figures(tmp_path):
+    from reports import figures
+
+    assert figures.usefulness_vs_k(_useful_runs(), tmp_path).stat().st_size > 0
+    assert figures.usefulness_vs_k(_runs().assign(kind="run"), tmp_path) is None
+    df = _useful_runs()
+    for c in range(3):
+        df[keys.eval_key("lenet-mnist", f"{keys.CLASS_SHARE}/{c}")] = [0.2, 0.5, 0.4, 1 / 3] if c == 0 else 0.3
+    assert figures.class_histogram(df, tmp_path, "lenet-mnist", ["a", "b", "c"]).stat().st_size > 0
+    assert figures.class_histogram(_runs().assign(kind="run"), tmp_path, "lenet-mnist") is None
