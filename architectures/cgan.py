@@ -1,10 +1,12 @@
 """``cgan``: Conditional GAN (Mirza & Osindero 2014, "Conditional Generative Adversarial Nets").
 
 The label y enters both networks as a one-hot vector concatenated to their input: to z in G, to the
-flattened image in D (sec. 3.2, fig. 1). Dropout 0.5 in D as in the paper's MNIST model (sec. 4.1). The MLP
-widths, LeakyReLU(0.2), BatchNorm in G, the non-saturating BCE loss and Adam(2e-4, β=(0.5, 0.999)) are
-those of ``vanilla``, so that ``cgan`` vs ``vanilla`` differs only by the conditioning; the paper's maxout
-discriminator and SGD schedule (tuned for it) are not reproduced.
+flattened image in D (sec. 3.2, fig. 1). Dropout 0.5 in D, as the paper's MNIST model (sec. 4.1; the paper
+applies it to G too, where ganbench keeps ``vanilla``'s BatchNorm). The MLP widths, LeakyReLU(0.2),
+BatchNorm in G, Gaussian z, the non-saturating BCE loss and Adam(2e-4, β=(0.5, 0.999)) are those of
+``vanilla``, so that ``cgan`` vs ``vanilla`` differs only by the conditioning and D's dropout (0.5 against
+0.3); the paper's uniform z, maxout discriminator, separate hidden layers for y and SGD schedule (tuned
+for them) are not reproduced.
 """
 
 from __future__ import annotations

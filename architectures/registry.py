@@ -180,12 +180,12 @@ class GAN:
     def generate(self, z: Tensor, y: Tensor | None = None, generator: Any = None) -> Tensor:
         """``G(z)``, or ``G(z, y)`` for a conditional GAN; ``generator``: a wrapper of G to call instead
         (e.g. its ``torch.compile``-d form)."""
-        g = generator or self.generator
+        g = self.generator if generator is None else generator
         return g(z, y) if self.conditional else g(z)
 
     def discriminate(self, x: Tensor, y: Tensor | None = None, discriminator: Any = None) -> tuple[Tensor, Any]:
         """``(scores (N,), class_logits (N, K) or None)`` of images ``x`` (with labels ``y`` if conditional)."""
-        d = discriminator or self.discriminator
+        d = self.discriminator if discriminator is None else discriminator
         out = d(x, y) if self.conditional else d(x)
         return out if self.aux_weight > 0 else (out, None)
 

@@ -57,7 +57,9 @@ def compare(
     evaluation on, the real-data floor (training images scored as samples) is added as a reference run.
     """
     runs = cc.runs()
-    prepare(runs[0], resolve_device(cc.train.device))
+    device = resolve_device(cc.train.device)
+    for cfg in {r.arch: r for r in runs}.values():  # every architecture, before the first run starts
+        prepare(cfg, device)
     tracker = Tracker(cc.workdir)
     results: list[RunResult] = []
     previous = previous_runs(tracker, cc) if resume else {}

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import operator
 import os
 import pickle
 import string
@@ -155,8 +156,15 @@ class IdxDataset:
         import torchvision
 
         cls = getattr(torchvision.datasets, self.torchvision_cls)
+        # the labels ganbench uses (EMNIST letters: 1..26 -> 0..25); a partial, not a lambda, so it pickles
+        shift = functools.partial(operator.add, -self.label_offset) if self.label_offset else None
         return cls(
-            str(root), train=split == "train", download=download, transform=transform, **dict(self.torchvision_kwargs)
+            str(root),
+            train=split == "train",
+            download=download,
+            transform=transform,
+            target_transform=shift,
+            **dict(self.torchvision_kwargs),
         )
 
     def load(self, source: Source) -> tuple[Tensor, Tensor, tuple[str, ...]]:

@@ -206,7 +206,8 @@ def fit(
                             cls = F.cross_entropy(c_real.float(), y_real) + F.cross_entropy(c_fake.float(), y_fake)
                             d_loss = d_loss + gan.aux_weight * cls
                             extras = {**extras, "class_loss": cls.detach()}
-                        if o.gp_weight > 0:  # eager D: double backward
+                        if o.gp_weight > 0:  # eager D: double backward; a conditional critic scores the
+                            # interpolates with the real batch's labels
                             gp = gradient_penalty(lambda x, y=y_real: gan.discriminate(x, y)[0], real, fake)
                             d_loss = d_loss + o.gp_weight * gp
                             extras = {**extras, "gp": gp.detach()}

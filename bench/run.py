@@ -252,9 +252,15 @@ def _select_checkpoint(cfg: RunConfig, gan: Any, curve: PeriodicEval | None, pat
     )
 
 
-def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train") -> RunResult:
+def floor(
+    cc: CompareConfig, tracker: Tracker | None = None, split: str = "train", usefulness: bool | None = None
+) -> RunResult:
     """Score ``eval.n_samples`` real images of ``split`` against the reference with the evaluation protocol
-    (the real-data floor: what a perfect generator reaches) and log it as a run tagged ``real-floor``."""
+    (the real-data floor: what a perfect generator reaches) and log it as a run tagged ``real-floor``.
+
+    ``usefulness``: also the real-only numbers of the usefulness experiment (the CAS ceiling, the k-shot
+    accuracies) on a labelled dataset with ``eval.usefulness``; None: when ``cc`` has a conditional
+    architecture (an unconditional comparison has no CAS to compare them with)."""
     cfg = cc.run(cc.archs[0], cc.seeds[0])
     if split == cfg.eval.reference_split:
         raise ConfigError(f"the floor compares split {split!r} with the reference split; choose another split")
@@ -266,7 +272,9 @@ def floor(cc: CompareConfig, tracker: Tracker | None = None, split: str = "train
     tags = run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep.plan, prep.reference.classes)
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:
         metrics, protocols = real_floor(real, prep.reference, cfg.eval, cc.workdir, cfg.seed, device, prep.plan.use)
-        if cfg.eval.usefulness and real.num_classes > 1 and any(ARCHITECTURES.get(a).conditional for a in cc.archs):
+        if usefulness is None:
+            usefulness = any(ARCHITECTURES.get(a).conditional for a in cc.archs)
+        if usefulness and cfg.eval.usefulness and real.num_classes > 1:
             use = Usefulness(load(cfg.data, "train", cfg.workdir), prep.reference, cfg.eval, cc.workdir)
             metrics |= use.real_metrics(cfg.eval.n_samples)  # the CAS ceiling and k-shot baselines
             run.set_tags({keys.TAG_PROTOCOL + "usefulness": use.protocol()})
@@ -336,6 +344,8 @@ def evaluate_checkpoint(
         run = tracker.attach(run_id)
         run.log_metrics(metrics, int(state["step"]))
         run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
+        if use is not None:
+            run.set_tags({keys.TAG_PROTOCOL + "usefulness": use.protocol()})
     else:
         run_id = None
     return metrics, protocols, run_id

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 import textwrap
 from pathlib import Path
 
@@ -176,7 +177,9 @@ def _sections(
     extractor = primary.split("/")[1] if primary else None
     label = f"{primary.split('/')[2].upper()} ({tables.label(df, extractor)})" if primary else ""
     figs = _figures(df, fig_dir, Tracker(workdir), primary, label)
-    protocols = sorted({line for d in df["protocols"] if isinstance(d, dict) for line in d.values()})
+    protocols = sorted(  # the usefulness protocol goes with its own section
+        {line for d in df["protocols"] if isinstance(d, dict) for k, line in d.items() if k != "usefulness"}
+    )
     unavailable = sorted({(n, why) for d in df["unavailable"] if isinstance(d, dict) for n, why in d.items()})
     selections = sorted({s for s in df["selection"].dropna() if s and s != "last checkpoint"})
     devices = sorted({d for d in df["device"].dropna() if d})
@@ -271,13 +274,21 @@ def _figures(df: pd.DataFrame, fig_dir: Path, tracker: Tracker, primary: str | N
         (figures.d_accuracy_curves(df, tracker, fig_dir), "discriminator accuracy during training"),
         (figures.quality_vs_cost(df, fig_dir, primary, label) if primary else None, f"{label} against training time"),
         (
-            figures.class_histogram(df, fig_dir, primary.split("/")[1], _class_names(df)) if primary else None,
+            figures.class_histogram(df, fig_dir, _classifier_of(df), _class_names(df)),
             "share of samples per class predicted by the dataset's classifier, beside the real images",
         ),
     ):
         if path is not None:
             figs.append((path, caption))
     return figs
+
+
+def _classifier_of(df: pd.DataFrame) -> str:
+    """The extractor whose class shares the runs logged (the dataset's classifier, whatever the primary
+    metric's extractor); "" when none did."""
+    pattern = re.compile(rf"^eval/([^/]+)/{keys.CLASS_SHARE}/\d+$")  # not floor_std/eval/...
+    found = {m.group(1) for c in df.columns if (m := pattern.match(str(c)))}
+    return sorted(found)[0] if found else ""
 
 
 def _class_names(df: pd.DataFrame) -> list[str] | None:

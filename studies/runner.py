@@ -35,10 +35,16 @@ SAMPLERS = ("tpe", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
 MAXIMISE = {keys.IS_MEAN, keys.PRECISION, keys.RECALL}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
-# a trial's defaults: a short run, a smaller evaluation, no Inception (the study file, --set and options win)
+# a trial's defaults: a short run, a smaller evaluation, no Inception, no usefulness experiment (CAS and
+# augmentation: ~40 s a trial that no objective reads); the study file, --set and options win
 TUNE_DEFAULTS = {
     "train": {"steps": 300, "epochs": None},
-    "eval": {"n_samples": 2000, "during_training_samples": 500, "extractors": {"inception-v3-compat": {"use": "off"}}},
+    "eval": {
+        "n_samples": 2000,
+        "during_training_samples": 500,
+        "usefulness": False,
+        "extractors": {"inception-v3-compat": {"use": "off"}},
+    },
 }
 STALE = "stale/"  # study user attribute prefix: stale/<trial number> = why a dead worker's trial was failed
 

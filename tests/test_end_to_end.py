@@ -157,8 +157,22 @@ def test_keep_best_then_eval_a_run_logs_back(fast_sets, workdir, mnist_root):
     assert r.exit_code == 2 and "neither a checkpoint file nor an MLflow run" in r.stderr
 
 
+USEFUL_FAST = ["eval.classifier_steps=10", "eval.classifier_test=500", "eval.augment_seeds=2"]
+
+
 def test_eval_real_floor_command(workdir, mnist_root):
-    r = runner.invoke(app, ["eval", "--real", "--n-samples", "2000", "--workdir", str(workdir), "--experiment", "f"])
+    args = [
+        "eval",
+        "--real",
+        "--n-samples",
+        "2000",
+        "--workdir",
+        str(workdir),
+        "--experiment",
+        "f",
+        *_sets(USEFUL_FAST),
+    ]
+    r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     (run,) = Tracker(workdir).search_runs(["f"])
     assert run["tags"][keys.TAG_KIND] == keys.KIND_FLOOR
@@ -166,9 +180,9 @@ def test_eval_real_floor_command(workdir, mnist_root):
     assert m[keys.eval_key("lenet-mnist", keys.IS_MEAN)] > 9.5
     assert 0 <= m[keys.eval_key("lenet-mnist", keys.FID)] < 20
     assert 0.5 < m[keys.eval_key("lenet-mnist", keys.RECALL)] <= 1
-
-
-USEFUL_FAST = ["eval.classifier_steps=10", "eval.classifier_test=500", "eval.augment_seeds=2"]
+    # asked for by name, the floor has the CAS ceiling and the k-shot accuracies (a labelled dataset)
+    assert 0.1 < m[keys.CAS_REAL] == m[keys.CAS] <= 1 and keys.augment_key(100, "real") in m
+    assert "eval/cas/real_accuracy" in r.output
 
 
 def test_conditional_and_unconditional_variants_in_one_comparison(fast_sets, workdir, mnist_root):
@@ -202,8 +216,14 @@ def test_bench_metrics_prints_figures(workdir, mnist_root):
     sets = [a for s in USEFUL_FAST for a in ("--set", s)]
     r = runner.invoke(app, ["bench", "metrics", "--n-samples", "1000", "--workdir", str(workdir), *sets])
     assert r.exit_code == 0, r.output
-    useful = next(line for line in r.output.splitlines() if line.startswith("usefulness"))
-    assert "s per run (CAS" in useful and "10 steps of batch 64" in useful
+    lines = r.output.splitlines()
+    start = lines.index("conditional runs, 1000 labelled samples (seconds):")
+    useful = lines[start:]
+    assert max(len(line) for line in useful) <= 80
+    per_run = next(line for line in useful if "CAS + augmentation" in line)
+    assert float(per_run.split()[3]) > 0 and "per run (CAS" in per_run
+    assert any(line.startswith("  intra-FID (lenet-mnist)") for line in useful)
+    assert "10 steps of batch 64" in " ".join(useful)
     row = next(line for line in r.output.splitlines() if line.startswith("lenet-mnist"))
     cold, warm, rate = (float(x) for x in row.split()[2:5])
     assert cold > 0 and warm > 0 and rate > 0

@@ -197,7 +197,8 @@ def eval_(
         n_samples=n_samples,
     )
     if real:
-        result = floor(load_compare_config(config, set_ or [], overrides=merge(options, {"workdir": workdir})))
+        cc = load_compare_config(config, set_ or [], overrides=merge(options, {"workdir": workdir}))
+        result = floor(cc, usefulness=True)  # asked for by name: the CAS ceiling too (labelled datasets)
         metrics, run_id = result.metrics, result.run_id
     else:
         if config is not None:

@@ -11,6 +11,7 @@ real-only numbers, computed once per workspace, and the part every conditional r
 from __future__ import annotations
 
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -21,7 +22,7 @@ from bench import keys
 from bench.config import DataConfig, EvalConfig, ExtractorOptions
 from bench.data import load
 from bench.errors import UserError
-from bench.metrics.evaluate import fidelity
+from bench.metrics.evaluate import fidelity, intra_fid, with_primary
 from bench.metrics.extractors import EXTRACTORS, locate_weights
 from bench.metrics.usefulness import Usefulness
 from bench.timing import device_name
@@ -74,7 +75,7 @@ def run_metrics_benchmark(
         yield f"{name:22s} {n_samples:8d} {cold:9.2f} {warm:9.2f} {n_samples / warm:10.0f}"
     if train.num_classes < 2:
         return
-    cfg = replace(eval_cfg or EvalConfig(), n_samples=n_samples)
+    cfg = with_primary(replace(eval_cfg or EvalConfig(), n_samples=n_samples), data.dataset)
     with tempfile.TemporaryDirectory() as cache:
         use = Usefulness(train, reference, cfg, cache)
         t0 = time.perf_counter()
@@ -83,8 +84,20 @@ def run_metrics_benchmark(
         t0 = time.perf_counter()
         m = use.metrics(samples, labels)
         per_run = time.perf_counter() - t0
+        intra = []
+        try:
+            path = locate_weights(cfg.extractor, None, workdir, True)
+        except UserError:
+            path = None
+        for _ in range(2 if path is not None else 0):  # cold (the per-class reference features), then warm
+            t0 = time.perf_counter()
+            intra_fid(samples, labels, reference, cfg, cache, device, 0, cfg.extractor, path)
+            intra.append(time.perf_counter() - t0)
+    yield f"conditional runs, {n_samples} labelled samples (seconds):"
+    yield f"  CAS + augmentation       {per_run:6.1f} per run (CAS {100 * m[keys.CAS]:.1f} % on these real images)"
     yield (
-        f"usefulness (conditional runs, {n_samples} labelled samples): {per_run:.1f} s per run (CAS "
-        f"{100 * m[keys.CAS]:.1f} % on these real images) + {once:.1f} s once per workspace (ceiling "
-        f"{100 * real[keys.CAS_REAL]:.1f} %, k-shot baselines); {use.protocol()}"
+        f"  real-only numbers        {once:6.1f} once per workspace (ceiling {100 * real[keys.CAS_REAL]:.1f} %, k-shot)"
     )
+    if intra:
+        yield f"  intra-FID ({cfg.extractor})  {intra[1]:6.1f} per run ({intra[0]:.1f} the first time)"
+    yield from textwrap.wrap(f"protocol: {use.protocol()}", 80, subsequent_indent="  ")

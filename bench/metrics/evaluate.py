@@ -360,9 +360,9 @@ def evaluate(
     if k:
         primary = with_primary(cfg, reference.name).extractor
         labels = sample_labels(cfg.n_samples, k)
-        metrics[keys.eval_key(primary, keys.INTRA_FID)] = intra_fid(
-            images, labels, reference, cfg, workdir, device, seed, primary, extractors[primary]
-        )
+        value = intra_fid(images, labels, reference, cfg, workdir, device, seed, primary, extractors[primary])
+        if value is not None:
+            metrics[keys.eval_key(primary, keys.INTRA_FID)] = value
         if usefulness is not None:
             metrics.update(usefulness.metrics(images, labels))
     n = min(cfg.n_samples, reference.images.shape[0])
@@ -372,6 +372,9 @@ def evaluate(
     s_fake = discriminator_scores(gan, fakes[:n], fake_labels, cfg.batch_size, device)
     metrics.update(accuracy(s_real.numpy(), s_fake.numpy(), LOSSES.get(gan.loss_name).threshold))
     return metrics, protocols
+
+
+INTRA_FID_MIN = 20  # images per class on each side, below which a class's FID is left out of intra-FID
 
 
 def intra_fid(
@@ -384,14 +387,15 @@ def intra_fid(
     seed: int,
     extractor: str,
     weights: Path,
-) -> float:
+) -> float | None:
     """Intra-FID (Miyato & Koyama 2018, sec. 5): the FID of each class's samples against the reference images
     of that class, averaged over the classes, with the primary extractor.
 
     uint8 ``generated (N, C, H, W)`` with their requested ``labels (N,)``; the reference as drawn for the
     other metrics (``cfg.n_reference``). Each class has about N / K samples, and FID's bias grows as the
     sample shrinks, so intra-FID is above the FID of the same samples; compare it only between runs with the
-    same ``n_samples``. Classes with fewer than 2 samples on either side are left out.
+    same ``n_samples``. Classes with fewer than ``INTRA_FID_MIN`` (20) images on either side are left out;
+    None when no class has enough (e.g. Stacked MNIST's 1 000 classes: about 10 test images each).
     """
     ref, subset = reference_images(reference, cfg)
     ref_labels = reference.labels.cpu() if subset == "all" else held_out(reference, len(ref), cfg.reference_seed)[1]
@@ -401,12 +405,12 @@ def intra_fid(
     values = []
     for c in range(reference.num_classes):
         fake_c, real_c = generated[labels == c], ref[ref_labels == c]
-        if min(len(fake_c), len(real_c)) < 2:
+        if min(len(fake_c), len(real_c)) < INTRA_FID_MIN:
             continue
         part = replace(reference, split=f"{reference.split}{drawn}-class{c}", images=real_c, labels=ref_labels[:0])
         m, _ = fidelity(fake_c, part, one, workdir, device, ("fid",), seed, extractor, weights)
         values.append(m[keys.eval_key(extractor, keys.FID)])
-    return float(np.mean(values)) if values else float("nan")
+    return float(np.mean(values)) if values else None
 
 
 def held_out(reference: ImageData, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

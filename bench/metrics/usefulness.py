@@ -5,16 +5,21 @@
   (balanced classes, ``bench.metrics.evaluate.sample_labels``), tested on real test images. Its ceiling: the
   same classifier and budget trained on N random real training images (``eval/cas/real_accuracy``).
 - **Augmentation gain**: the classifier trained on k real labelled images per class, without and with the N
-  generated samples added (one shuffled training set), for every k of ``eval.augment_k`` and seeds
-  0 .. ``eval.augment_seeds`` - 1 (seed s draws the k images per class and initialises the classifier); the
-  gain is the paired difference per seed, reported as mean and sample std over seeds.
+  generated samples added, for every k of ``eval.augment_k`` and seeds 0 .. ``eval.augment_seeds`` - 1 (seed
+  s draws the k images per class and initialises the classifier); the gain is the paired difference per
+  seed, reported as mean and sample std over seeds. With the generated samples, every batch is half real
+  images (from the k per class) and half generated ones: the real images are seen about as often as without
+  them (half as often per step), so the gain measures what the samples *add*, not what they displace.
+  (One shuffled pool of 100 real + 10 000 generated images would show each real image about once in the
+  budget, against ~100 times without: the "gain" would then be mostly CAS minus the k-shot accuracy.)
 
-The classifier (:class:`Recipe`): the extractors' LeNet (``bench.metrics.lenet``), Adam(1e-3), batch 64, a
-fixed number of steps (``eval.classifier_steps``, 150) whatever the training set's size, so that every
-accuracy is bought with the same compute; images in ``[0, 1]``, normalised with MNIST's constants. It is
-tested on ``eval.classifier_test`` random reference images (drawn with ``eval.reference_seed``). Everything
-is seeded: the real-only numbers (the ceiling and the k-shot baselines) are the same for every run and are
-computed once per workspace (``<workdir>/cache/usefulness/*.json``).
+The classifier (:class:`Recipe`): the extractors' LeNet (``bench.metrics.lenet``), normalised with the real
+training split's per-channel mean and std, Adam(1e-3), batch 64, a fixed number of steps
+(``eval.classifier_steps``, 150) whatever the training set's size, so that every accuracy is bought with the
+same compute; images in ``[0, 1]``. It is tested on ``eval.classifier_test`` random reference images (drawn
+with ``eval.reference_seed``). Everything is seeded: the real-only numbers (the ceiling and the k-shot
+baselines) are the same for every run and are computed once per workspace
+(``<workdir>/cache/usefulness/*.json``). Training runs on the CPU (a LeNet of 150 steps: seconds).
 """
 
 from __future__ import annotations
@@ -43,34 +48,54 @@ class Recipe:
     steps: int = 150
     batch_size: int = 64
     lr: float = 1e-3
+    real_fraction: float = 0.5  # of every batch, when generated samples are added to real ones
 
 
 def _batches(n: int, batch_size: int, steps: int, gen: torch.Generator) -> Iterator[torch.Tensor]:
-    """``steps`` index batches over ``n`` items, a fresh permutation per pass (the last short batch kept)."""
-    done = 0
-    while True:
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            if done == steps:
-                return
-            yield perm[i : i + batch_size]
-            done += 1
+    """``steps`` index batches of exactly ``batch_size`` over ``n`` items: consecutive chunks of a stream of
+    fresh permutations (a batch may span two passes; an item repeats within one only when n < batch_size)."""
+    stream = torch.empty(0, dtype=torch.long)
+    for _ in range(steps):
+        while len(stream) < batch_size:
+            stream = torch.cat([stream, torch.randperm(n, generator=gen)])
+        yield stream[:batch_size]
+        stream = stream[batch_size:]
 
 
 def train_classifier(
-    images: torch.Tensor, labels: torch.Tensor, num_classes: int, recipe: Recipe, seed: int
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    recipe: Recipe,
+    seed: int,
+    added: tuple[torch.Tensor, torch.Tensor] | None = None,
+    norm: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.nn.Module:
     """A LeNet trained on uint8 ``images (N, C, S, S)`` with ``labels (N,)`` in ``[0, K)``; in eval mode.
 
-    The initial weights and the batch order come from ``seed`` (the global RNG is left as it was)."""
+    ``added``: more labelled uint8 images (generated ones); then each batch is ``recipe.real_fraction`` of
+    ``images`` and the rest of ``added``, each side in its own shuffled order. ``norm``: the per-channel
+    ``(mean, std)`` of ``(1, C, 1, 1)`` the LeNet normalises with (default MNIST's). The initial weights and
+    the batch order come from ``seed`` (the global RNG is left as it was)."""
     _, c, s, _ = images.shape
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LeNet(c, num_classes, s)
+    if norm is not None:
+        model.mean.copy_(norm[0])
+        model.std.copy_(norm[1])
     opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    gen = torch.Generator().manual_seed(seed)
+    n_real = recipe.batch_size if added is None else max(1, round(recipe.batch_size * recipe.real_fraction))
+    real = _batches(len(images), n_real, recipe.steps, gen)
+    more = _batches(len(added[0]), recipe.batch_size - n_real, recipe.steps, gen) if added is not None else None
     model.train()
-    for idx in _batches(len(images), recipe.batch_size, recipe.steps, torch.Generator().manual_seed(seed)):
-        loss = F.cross_entropy(model(images[idx].float() / 255.0), labels[idx])
+    for idx in real:
+        x, y = images[idx], labels[idx]
+        if more is not None:
+            j = next(more)
+            x, y = torch.cat([x, added[0][j]]), torch.cat([y, added[1][j]])
+        loss = F.cross_entropy(model(x.float() / 255.0), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -110,6 +135,8 @@ class Usefulness:
     def __init__(self, train: ImageData, test: ImageData, cfg: EvalConfig, workdir: str | Path):
         self.train_images, self.train_labels = train.images.cpu(), train.labels.cpu()
         self.k = train.num_classes
+        pixels = self.train_images.float().div(255).transpose(0, 1).reshape(self.train_images.shape[1], -1)
+        self.norm = (pixels.mean(1).view(1, -1, 1, 1), pixels.std(1).view(1, -1, 1, 1))  # per channel
         self.cfg, self.recipe = cfg, Recipe(steps=cfg.classifier_steps)
         n_test = cfg.classifier_test or len(test.images)
         idx = torch.arange(len(test.images))
@@ -135,11 +162,12 @@ class Usefulness:
         return (
             f"CAS and augmentation: LeNet, Adam(1e-3), {self.recipe.steps} steps of batch {self.recipe.batch_size}, "
             f"tested on {len(self.test_images)} reference images; k per class = "
-            f"{', '.join(map(str, self.cfg.augment_k))}, seeds 0..{self.cfg.augment_seeds - 1}"
+            f"{', '.join(map(str, self.cfg.augment_k))}, seeds 0..{self.cfg.augment_seeds - 1}; augmented batches "
+            f"{round(100 * self.recipe.real_fraction)} % real"
         )
 
-    def _accuracy(self, images: torch.Tensor, labels: torch.Tensor, seed: int) -> float:
-        model = train_classifier(images, labels, self.k, self.recipe, seed)
+    def _accuracy(self, images: torch.Tensor, labels: torch.Tensor, seed: int, added=None) -> float:  # noqa: ANN001
+        model = train_classifier(images, labels, self.k, self.recipe, seed, added, self.norm)
         return top1(model, self.test_images, self.test_labels)
 
     def _real_only(self, name: str, compute) -> float:  # noqa: ANN001  (a no-argument callable)
@@ -179,8 +207,9 @@ class Usefulness:
             for seed in range(self.cfg.augment_seeds):
                 real.append(self.real_k(k, seed))
                 idx = k_per_class(self.train_labels, k, self.k, seed)
-                images = torch.cat([self.train_images[idx], generated])
-                augmented.append(self._accuracy(images, torch.cat([self.train_labels[idx], labels]), seed))
+                augmented.append(
+                    self._accuracy(self.train_images[idx], self.train_labels[idx], seed, (generated, labels))
+                )
             gain = np.array(augmented) - np.array(real)
             for what, values in (("real", np.array(real)), ("augmented", np.array(augmented)), ("gain", gain)):
                 out[keys.augment_key(k, what)] = float(values.mean())

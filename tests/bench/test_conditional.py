@@ -188,3 +188,60 @@ def test_a_generator_of_one_class_covers_one_mode_and_misleads_the_classifier(mn
     assert bad[keys.CAS_REAL] == good[keys.CAS_REAL]  # the ceiling does not depend on the generator
     assert bad[keys.augment_key(10, "gain")] < 0 < good[keys.augment_key(10, "gain")]
     assert bad[keys.eval_key(PRIMARY, keys.INTRA_FID)] > 3 * good[keys.eval_key(PRIMARY, keys.INTRA_FID)]
+
+
+def test_classifier_batches_are_full_and_each_pass_is_a_permutation():
+    from bench.metrics.usefulness import _batches
+
+    batches = list(_batches(10, 4, 5, torch.Generator().manual_seed(0)))
+    assert [len(b) for b in batches] == [4] * 5  # no short batch at the end of a pass
+    stream = torch.cat(batches)
+    assert sorted(stream[:10].tolist()) == list(range(10))  # the first pass: every item once
+    assert len(list(_batches(3, 8, 2, torch.Generator().manual_seed(0)))) == 2  # fewer items than a batch
+
+
+def test_augmented_batches_are_half_real(monkeypatch):
+    """With generated samples added, every step sees batch_size * real_fraction real images and the rest
+    generated, so that the real ones are not diluted in the pool (the gain measures what the samples add)."""
+    from bench.metrics import usefulness
+
+    seen = []
+    real_forward = usefulness.LeNet.forward
+
+    def spy(self, x):
+        seen.append(int((x.flatten(1).amax(1) == 0).sum()))  # real images here are blank, generated ones not
+        return real_forward(self, x)
+
+    monkeypatch.setattr(usefulness.LeNet, "forward", spy)
+    real = torch.zeros(20, 1, 28, 28, dtype=torch.uint8)
+    gen = torch.full((500, 1, 28, 28), 200, dtype=torch.uint8)
+    recipe = usefulness.Recipe(steps=6, batch_size=16)
+    usefulness.train_classifier(real, torch.arange(20) % 10, 10, recipe, 0, (gen, torch.arange(500) % 10))
+    assert seen == [8] * 6
+    seen.clear()
+    usefulness.train_classifier(real, torch.arange(20) % 10, 10, recipe, 0)
+    assert seen == [16] * 6  # without: all real
+
+
+def test_the_baseline_loader_of_emnist_letters_has_ganbenchs_labels(mnist_root, tmp_path):
+    """bench speed's torchvision baseline gives the letters 0..25 as ganbench does (torchvision: 1..26), so
+    a conditional GAN's one-hot / embedding sees the same labels on both paths."""
+    from bench.data import DATASETS
+
+    spec = DATASETS.get("emnist-letters")
+    ds = spec.torchvision(mnist_root, tmp_path, "test", None)
+    labels = [ds[i][1] for i in range(0, len(ds), 50)]
+    assert min(labels) == 0 and max(labels) == 25
+
+
+def test_intra_fid_leaves_out_classes_with_too_few_images(mnist):
+    """Below INTRA_FID_MIN images of a class on either side its FID is not estimated; with no class left the
+    metric is None (not logged), as for a conditional run on Stacked MNIST's 1 000 classes."""
+    from bench.metrics.evaluate import INTRA_FID_MIN, intra_fid
+
+    wd, train, test = mnist
+    few = INTRA_FID_MIN - 1
+    labels = sample_labels(10 * few, 10)
+    images = torch.cat([train.images[train.labels == c][:few] for c in range(10)])[torch.argsort(labels, stable=True)]
+    weights = locate_weights(PRIMARY, None, wd, False)
+    assert intra_fid(images, labels, test, CFG, wd, CPU, 0, PRIMARY, weights) is None

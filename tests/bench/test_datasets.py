@@ -202,10 +202,14 @@ def test_another_datasets_classifier_or_an_unbuildable_size_is_refused_up_front(
     assert r.exit_code == 2 and "use inception-v3-compat (any size)" in r.stderr
     flat = workdir.parent / "flat"
     _write_images(flat, 12, "L", (28, 28))  # one class: nothing to condition on
+    small = ["--set", "eval.enabled=false", "--set", "train.batch_size=4", "--workdir", str(workdir)]
     r = runner.invoke(app, ["compare", "cgan", "--dataset", "folder", "--data-root", str(flat), "--steps", "1",
-                            "--set", "eval.enabled=false", "--workdir", str(workdir)])  # fmt: skip
+                            *small])  # fmt: skip
     assert r.exit_code == 2 and "cgan is class-conditional and needs a labelled dataset" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+    r = runner.invoke(app, ["compare", "dcgan", "cgan", "--dataset", "folder", "--data-root", str(flat), "--steps",
+                            "1", *small])  # fmt: skip
+    assert r.exit_code == 2 and "cgan cannot be built" in r.stderr  # refused before dcgan trains
     assert not workdir.exists()
 
 

@@ -184,3 +184,15 @@ def test_usefulness_and_class_histogram_figures(tmp_path):
         df[keys.eval_key("lenet-mnist", f"{keys.CLASS_SHARE}/{c}")] = [0.2, 0.5, 0.4, 1 / 3] if c == 0 else 0.3
     assert figures.class_histogram(df, tmp_path, "lenet-mnist", ["a", "b", "c"]).stat().st_size > 0
     assert figures.class_histogram(_runs().assign(kind="run"), tmp_path, "lenet-mnist") is None
+
+
+def test_the_class_histogram_uses_the_classifier_that_logged_shares_whatever_the_primary_metric():
+    from reports.build import _classifier_of
+
+    df = _useful_runs()
+    assert _classifier_of(df) == ""
+    df[keys.eval_key("inception-v3-compat", keys.FID)] = 1.0
+    df["floor_std/" + keys.eval_key("lenet-mnist", f"{keys.CLASS_SHARE}/0")] = 0.0  # as the floor logs
+    assert _classifier_of(df) == ""
+    df[keys.eval_key("lenet-mnist", f"{keys.CLASS_SHARE}/0")] = 0.1
+    assert _classifier_of(df) == "lenet-mnist"
