@@ -92,14 +92,16 @@ def list_(
     console = Console()
     t = Table(title="architectures", show_lines=True)
     t.add_column("name", no_wrap=True)
-    for col in ("loss", "n_critic", "defaults", "summary"):
-        t.add_column(col)
+    t.add_column("loss")
+    t.add_column("n_critic")
+    t.add_column("defaults", overflow="fold")  # one per line: "gp_weight=10.0" whole at 80 columns
+    t.add_column("summary")
     for name in ARCHITECTURES.names():
         spec = ARCHITECTURES.get(name)
         cfg = spec.config_cls()
         d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("loss", "n_critic")}
-        summary = ("class-conditional: " if spec.conditional else "") + spec.summary
-        t.add_row(name, cfg.loss, str(cfg.n_critic), ", ".join(f"{k}={v}" for k, v in d.items()), summary)
+        shown = f"{name}\n(conditional)" if spec.conditional else name  # a second line: fits 80 columns
+        t.add_row(shown, cfg.loss, str(cfg.n_critic), "\n".join(f"{k}={v}" for k, v in d.items()), spec.summary)
     for name, why in sorted(ARCHITECTURES.broken().items()):  # plugins that failed to load: shown, not hidden
         t.add_row(name, "–", "–", "–", f"BROKEN, skipped: {why}")
     console.print(t)

@@ -21,6 +21,9 @@ def test_list_shows_every_architecture_and_loss():
     for name in ("vanilla", "dcgan", "wgan-gp", "sngan", "hinge", "wasserstein", "mnist", "lenet-mnist"):
         assert name in r.output
     assert "gp_weight=10.0" in r.output  # defaults are shown
+    rows = [line for line in r.output.splitlines() if line.startswith("│ ")]
+    under = {rows[i].split()[1]: rows[i + 1].split()[1] for i in range(len(rows) - 1)}
+    assert [a for a, below in under.items() if below == "(conditional)"] == ["acgan", "cgan", "sngan-projection"]
 
 
 @pytest.mark.parametrize(
