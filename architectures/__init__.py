@@ -40,6 +40,7 @@ def _register_builtins() -> None:
         sngan,
         sngan_projection,
         vanilla,
+        wgan,
         wgan_gp,
     )
 

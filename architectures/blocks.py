@@ -1,8 +1,9 @@
 """Building blocks shared by the convolutional variants.
 
-The convolutional variants (``dcgan``, ``wgan-gp``, ``sngan``) share one DCGAN-style backbone and differ in
-normalisation, loss and optimiser, as in the large-scale comparisons of Lucic et al. 2018 ("Are GANs Created
-Equal?") and Kurach et al. 2019, which hold the architecture fixed so that differences come from the method.
+The convolutional variants (``dcgan``, ``wgan``, ``wgan-gp``, ``sngan``, and the conditional ``acgan`` and
+``sngan-projection``) share one DCGAN-style backbone and differ in normalisation, loss and optimiser, as in
+the large-scale comparisons of Lucic et al. 2018 ("Are GANs Created Equal?") and Kurach et al. 2019, which
+hold the architecture fixed so that differences come from the method.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from architectures.registry import OptimSpec
+from architectures.registry import LR_SCHEDULES, OPTIMIZERS, OptimSpec
 
 
 @dataclass(frozen=True)
 class GANConfig:
     """Hyperparameters every architecture has; subclasses override the defaults from their paper.
 
-    z_dim: latent size; loss: a name from ``architectures.losses.LOSSES``; lr_g / lr_d: Adam learning rates;
+    z_dim: latent size; loss: a name from ``architectures.losses.LOSSES``; lr_g / lr_d: learning rates;
     beta1 / beta2: Adam betas; n_critic: discriminator steps per generator step; gp_weight: λ of the gradient
-    penalty (0 = off).
+    penalty (0 = off); optimizer: ``adam`` or ``rmsprop``; clip_value: WGAN's weight clipping of D (0 = off);
+    lr_schedule: ``constant``, ``linear-decay`` or ``cosine`` over the run's generator steps, after
+    lr_warmup_steps of linear warm-up (see :class:`architectures.registry.OptimSpec`).
     """
 
     z_dim: int = 100
@@ -34,11 +37,18 @@ class GANConfig:
     beta2: float = 0.999
     n_critic: int = 1
     gp_weight: float = 0.0
+    optimizer: str = "adam"
+    clip_value: float = 0.0
+    lr_schedule: str = "constant"
+    lr_warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         from architectures.losses import LOSSES
 
         LOSSES.get(self.loss)  # raises UnknownNameError listing the losses
+        for name, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         checks = {
             "z_dim": self.z_dim >= 1,
             "lr_g": self.lr_g > 0,
@@ -47,13 +57,25 @@ class GANConfig:
             "beta2": 0 <= self.beta2 < 1,
             "n_critic": self.n_critic >= 1,
             "gp_weight": self.gp_weight >= 0,
+            "clip_value": self.clip_value >= 0,
+            "lr_warmup_steps": self.lr_warmup_steps >= 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
 
     def optim(self) -> OptimSpec:
-        return OptimSpec(self.lr_g, self.lr_d, (self.beta1, self.beta2), self.n_critic, self.gp_weight)
+        return OptimSpec(
+            self.lr_g,
+            self.lr_d,
+            (self.beta1, self.beta2),
+            self.n_critic,
+            self.gp_weight,
+            self.optimizer,
+            self.clip_value,
+            self.lr_schedule,
+            self.lr_warmup_steps,
+        )
 
 
 def conv_stages(image_shape: tuple[int, int, int]) -> tuple[int, int]:
@@ -73,6 +95,28 @@ def conv_stages(image_shape: tuple[int, int, int]) -> tuple[int, int]:
     if k == 0 or base > 7:
         raise ValueError(f"image size {h} must be base * 2**k with base in 4..7 and k >= 1 (e.g. 28, 32, 64)")
     return k, base
+
+
+ACTIVATIONS = ("relu", "leaky_relu")
+
+
+def activation(name: str, slope: float = 0.2) -> nn.Module:
+    """``"relu"`` or ``"leaky_relu"`` (negative slope ``slope``) as an in-place module.
+
+    Raises ValueError for another name."""
+    if name == "relu":
+        return nn.ReLU(True)
+    if name == "leaky_relu":
+        return nn.LeakyReLU(slope, True)
+    raise ValueError(f"activation {name!r} is not one of {', '.join(ACTIVATIONS)}")
+
+
+def conv_padding(kernel_size: int) -> tuple[int, int]:
+    """``(padding, output_padding)`` that make a stride-2 convolution with a 4x4 or 5x5 kernel halve the size
+    exactly (and the transposed one double it). Raises ValueError for another kernel size."""
+    if kernel_size not in (4, 5):
+        raise ValueError(f"kernel_size = {kernel_size!r} is not 4 or 5")
+    return (1, 0) if kernel_size == 4 else (2, 1)
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -95,19 +139,28 @@ class ConditionalBatchNorm2d(nn.Module):
 class ConvGenerator(nn.Module):
     """DCGAN generator (Radford et al. 2016, fig. 1), channel widths as in the PyTorch DCGAN example.
 
-    Project z to ``(width * 2**(k-1), base, base)``, then k stride-2 transposed convolutions (4x4) halving
-    the channels, BatchNorm + ReLU between, tanh at the end. With ``num_classes = K > 0`` every BatchNorm is
-    a :class:`ConditionalBatchNorm2d` and the forward takes labels: ``G(z, y)``.
+    Project z to ``(width * 2**(k-1), base, base)``, then k stride-2 transposed convolutions (``kernel_size``
+    4, or 5 as in Keras's DCGAN tutorial) halving the channels, BatchNorm + ``act`` (ReLU; or LeakyReLU(0.2))
+    between, tanh at the end. With ``num_classes = K > 0`` every BatchNorm is a
+    :class:`ConditionalBatchNorm2d` and the forward takes labels: ``G(z, y)``.
 
     Input z ``(N, z_dim)`` (and y ``(N,)`` int64 in ``[0, K)``); output ``(N, C, H, W)`` in ``[-1, 1]``. For
     28x28: 7x7x128 -> 14x14x64 -> 28x28xC.
     """
 
     def __init__(
-        self, z_dim: int, width: int, image_shape: tuple[int, int, int], batch_norm: bool = True, num_classes: int = 0
+        self,
+        z_dim: int,
+        width: int,
+        image_shape: tuple[int, int, int],
+        batch_norm: bool = True,
+        num_classes: int = 0,
+        kernel_size: int = 4,
+        act: str = "relu",
     ):
         super().__init__()
         self.z_dim, self.num_classes = z_dim, num_classes
+        pad, out_pad = conv_padding(kernel_size)
         c, _, _ = image_shape
         k, base = conv_stages(image_shape)
         ch = width * 2 ** (k - 1)
@@ -121,12 +174,13 @@ class ConvGenerator(nn.Module):
             nn.Linear(z_dim, ch * base * base, bias=not batch_norm),
             nn.Unflatten(1, (ch, base, base)),
             norm(ch),
-            nn.ReLU(True),
+            activation(act),
         ]
         for _ in range(k - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=not batch_norm), norm(ch // 2), nn.ReLU(True)]
+            up = nn.ConvTranspose2d(ch, ch // 2, kernel_size, 2, pad, out_pad, bias=not batch_norm)
+            layers += [up, norm(ch // 2), activation(act)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, c, 4, 2, 1), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(ch, c, kernel_size, 2, pad, out_pad), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
@@ -158,8 +212,9 @@ class OneHotInput(nn.Module):
 
 
 class ConvDiscriminator(nn.Module):
-    """DCGAN discriminator (Radford et al. 2016): k stride-2 4x4 convolutions doubling the channels from
-    ``width``, LeakyReLU, then a linear layer to one logit / critic score.
+    """DCGAN discriminator (Radford et al. 2016): k stride-2 convolutions (``kernel_size`` 4, or 5 as in
+    Keras's DCGAN tutorial) doubling the channels from ``width``, LeakyReLU (``slope``), dropout
+    ``dropout`` after each (0 = none; Keras's tutorial: 0.3), then a linear layer to one logit / critic score.
 
     norm: ``"batch"`` (DCGAN; none on the first layer), ``"none"`` (WGAN-GP critic), or ``"spectral"``
     (SN-GAN: spectral normalisation on every layer, Miyato et al. 2018, via
@@ -168,20 +223,31 @@ class ConvDiscriminator(nn.Module):
     Input ``(N, C, H, W)``; output ``(N,)``, no sigmoid.
     """
 
-    def __init__(self, width: int, image_shape: tuple[int, int, int], norm: str = "batch", slope: float = 0.2):
+    def __init__(
+        self,
+        width: int,
+        image_shape: tuple[int, int, int],
+        norm: str = "batch",
+        slope: float = 0.2,
+        kernel_size: int = 4,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if norm not in ("batch", "none", "spectral"):
             raise ValueError(f"norm {norm!r} is not one of 'batch', 'none', 'spectral'")
+        pad, _ = conv_padding(kernel_size)
         c, _, _ = image_shape
         k, base = conv_stages(image_shape)
         sn = spectral_norm if norm == "spectral" else (lambda m: m)
         layers: list[nn.Module] = []
         ch_in, ch = c, width
         for i in range(k):
-            layers.append(sn(nn.Conv2d(ch_in, ch, 4, 2, 1, bias=not (norm == "batch" and i > 0))))
+            layers.append(sn(nn.Conv2d(ch_in, ch, kernel_size, 2, pad, bias=not (norm == "batch" and i > 0))))
             if norm == "batch" and i > 0:
                 layers.append(nn.BatchNorm2d(ch))
             layers.append(nn.LeakyReLU(slope, True))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
             ch_in, ch = ch, ch * 2
         layers += [nn.Flatten(), sn(nn.Linear(ch_in * base * base, 1))]
         self.net = nn.Sequential(*layers)

@@ -10,26 +10,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from architectures.blocks import ConvDiscriminator, ConvGenerator, GANConfig, dcgan_init
+from architectures.blocks import ConvDiscriminator, ConvGenerator, GANConfig, activation, conv_padding, dcgan_init
 from architectures.registry import GAN, ArchSpec, register
 
 
 @dataclass(frozen=True)
 class DCGANConfig(GANConfig):
-    """g_width / d_width: channels of G's last hidden layer / D's first layer (doubling per stage)."""
+    """g_width / d_width: channels of G's last hidden layer / D's first layer (doubling per stage);
+    kernel_size: of every (transposed) convolution, 4 (the PyTorch DCGAN example) or 5 (Keras's DCGAN
+    tutorial); g_activation: ``relu`` (Radford et al. 2016) or ``leaky_relu`` (Keras's tutorial); d_norm:
+    ``batch`` (Radford et al. 2016) or ``none``; d_dropout: after each of D's convolutions (0 = none)."""
 
     g_width: int = 64
     d_width: int = 64
+    kernel_size: int = 4
+    g_activation: str = "relu"
+    d_norm: str = "batch"
+    d_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if min(self.g_width, self.d_width) < 1:
             raise ValueError("g_width and d_width must be >= 1")
+        conv_padding(self.kernel_size)
+        activation(self.g_activation)
+        if self.d_norm not in ("batch", "none"):
+            raise ValueError(f"d_norm = {self.d_norm!r} is not one of batch, none")
+        if not 0 <= self.d_dropout < 1:
+            raise ValueError(f"d_dropout = {self.d_dropout!r} is out of range [0, 1)")
 
 
 def build(cfg: DCGANConfig, image_shape: tuple[int, int, int], num_classes: int = 0) -> GAN:
-    g = ConvGenerator(cfg.z_dim, cfg.g_width, image_shape, batch_norm=True)
-    d = ConvDiscriminator(cfg.d_width, image_shape, norm="batch", slope=0.2)
+    g = ConvGenerator(cfg.z_dim, cfg.g_width, image_shape, kernel_size=cfg.kernel_size, act=cfg.g_activation)
+    d = ConvDiscriminator(cfg.d_width, image_shape, cfg.d_norm, 0.2, cfg.kernel_size, cfg.d_dropout)
     dcgan_init(g)
     dcgan_init(d)
     return GAN(g, d, cfg.loss, cfg.optim())

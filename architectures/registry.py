@@ -12,6 +12,7 @@ registry. Third-party packages add architectures through the entry-point group `
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -132,13 +133,23 @@ class Registry(Generic[T]):
         return iter(self.names())
 
 
+OPTIMIZERS = ("adam", "rmsprop")
+LR_SCHEDULES = ("constant", "linear-decay", "cosine")
+
+
 @dataclass(frozen=True)
 class OptimSpec:
     """The training recipe of an architecture, read by the harness.
 
-    Adam (Kingma & Ba 2015) for both networks: learning rates ``lr_g``/``lr_d`` and ``betas``;
-    ``n_critic`` discriminator steps per generator step; ``gp_weight`` (λ) scales the gradient penalty of
-    Gulrajani et al. 2017 (0 disables it).
+    ``optimizer``: ``"adam"`` (Kingma & Ba 2015, with ``betas``) or ``"rmsprop"`` (torch's defaults,
+    alpha 0.99; WGAN's, Arjovsky et al. 2017, Algorithm 1) for both networks, learning rates
+    ``lr_g``/``lr_d``; ``n_critic`` discriminator steps per generator step; ``gp_weight`` (λ) scales the
+    gradient penalty of Gulrajani et al. 2017 (0 disables it); ``clip_value`` c > 0 clamps every
+    discriminator weight to ``[-c, c]`` after each of its steps (WGAN's weight clipping, Arjovsky et al. 2017;
+    0 = off). ``lr_schedule``: both learning rates times a factor of the generator step t of T:
+    ``"constant"`` (1), ``"linear-decay"`` (1 - t/T, to 0 at the end of the budget, as in Gulrajani et al.
+    2017's CIFAR-10 models) or ``"cosine"`` ((1 + cos(π t/T)) / 2, Loshchilov & Hutter 2017), after a linear
+    warm-up from 0 over ``lr_warmup_steps``.
     """
 
     lr_g: float
@@ -146,6 +157,21 @@ class OptimSpec:
     betas: tuple[float, float]
     n_critic: int = 1
     gp_weight: float = 0.0
+    optimizer: str = "adam"
+    clip_value: float = 0.0
+    lr_schedule: str = "constant"
+    lr_warmup_steps: int = 0
+
+    def lr_factor(self, step: int, total: int) -> float:
+        """The learning-rate factor at generator step ``step`` (0-based) of ``total``, in ``[0, 1]``."""
+        if step < self.lr_warmup_steps:
+            return (step + 1) / self.lr_warmup_steps
+        if self.lr_schedule == "constant" or total <= self.lr_warmup_steps:
+            return 1.0
+        progress = min(1.0, (step - self.lr_warmup_steps) / (total - self.lr_warmup_steps))
+        if self.lr_schedule == "linear-decay":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass

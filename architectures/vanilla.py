@@ -13,24 +13,32 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from architectures.blocks import GANConfig
+from architectures.blocks import GANConfig, activation
 from architectures.registry import GAN, ArchSpec, register
 
 
 @dataclass(frozen=True)
 class VanillaConfig(GANConfig):
     """g_widths / d_widths: hidden layer widths; batch_norm: BatchNorm1d in G's hidden layers (not the
-    first); dropout: dropout probability after each hidden layer of D (0 = off)."""
+    first); dropout: dropout probability after each hidden layer of D (0 = off); activation of both
+    networks' hidden layers: ``leaky_relu`` (slope 0.2) or ``relu`` (the MLP of Goodfellow et al. 2014's
+    code); d_batch_norm: BatchNorm1d in D's hidden layers (not the first); g_dropout: after each of G's
+    hidden layers (Mirza & Osindero 2014 use 0.5 in both networks)."""
 
     g_widths: tuple[int, ...] = (256, 512, 1024)
     d_widths: tuple[int, ...] = (512, 256)
     batch_norm: bool = True
     dropout: float = 0.3
+    activation: str = "leaky_relu"
+    d_batch_norm: bool = False
+    g_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout = {self.dropout!r} is out of range [0, 1)")
+        for name in ("dropout", "g_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range [0, 1)")
+        activation(self.activation)
         if not self.g_widths or not self.d_widths or min(self.g_widths + self.d_widths) < 1:
             raise ValueError("g_widths and d_widths need at least one positive width each")
 
@@ -47,7 +55,9 @@ class MLPGenerator(nn.Module):
             layers.append(nn.Linear(n_in, n))
             if cfg.batch_norm and i > 0:
                 layers.append(nn.BatchNorm1d(n))
-            layers.append(nn.LeakyReLU(0.2, True))
+            layers.append(activation(cfg.activation))
+            if cfg.g_dropout > 0:
+                layers.append(nn.Dropout(cfg.g_dropout))
             n_in = n
         layers += [nn.Linear(n_in, math.prod(image_shape)), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -63,8 +73,11 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         n_in = math.prod(image_shape) + extra_inputs
-        for n in cfg.d_widths:
-            layers += [nn.Linear(n_in, n), nn.LeakyReLU(0.2, True)]
+        for i, n in enumerate(cfg.d_widths):
+            layers.append(nn.Linear(n_in, n))
+            if cfg.d_batch_norm and i > 0:
+                layers.append(nn.BatchNorm1d(n))
+            layers.append(activation(cfg.activation))
             if cfg.dropout > 0:
                 layers.append(nn.Dropout(cfg.dropout))
             n_in = n

@@ -6,7 +6,10 @@ For each generator step: ``n_critic`` discriminator steps (one real batch each, 
 ``n_critic = 1`` the generator step scores the same fakes again with the updated discriminator (one
 generator forward per step, as in PyTorch's DCGAN example); with ``n_critic > 1`` it draws fresh z
 (Gulrajani et al. 2017, Algorithm 1). The budget is generator steps or epochs of real data
-(``bench.config.TrainConfig``), optionally capped by wall-clock minutes.
+(``bench.config.TrainConfig``), optionally capped by wall-clock minutes. The architecture's ``OptimSpec``
+names the optimiser (Adam or RMSprop), WGAN's weight clipping of the critic after each of its steps, and a
+learning-rate schedule, set before each generator step as a function of the step alone (so a resumed run
+continues it exactly) and logged as ``train/lr_g`` / ``train/lr_d``.
 Everything else (progress, logging, grids, evaluation, checkpoints, the NaN guard) is a hook; the speed
 set-up (compile, channels-last, autocast, CUDA graphs, the Adam kernel) is made once by :func:`fast_path`.
 """
@@ -123,9 +126,28 @@ def fast_path(gan: GAN, t: TrainConfig, device: torch.device) -> FastPath:
         if t.precision == "bf16"
         else contextlib.nullcontext(),
         cuda_graphs=t.compile and t.compile_mode != "default" and device.type == "cuda",
-        opt_g=torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=o.betas, **adam),
-        opt_d=torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=o.betas, **adam),
+        opt_g=optimizer(G.parameters(), o.lr_g, o, adam),
+        opt_d=optimizer(D.parameters(), o.lr_d, o, adam),
     )
+
+
+def optimizer(params: Any, lr: float, o: Any, impl: dict[str, bool]) -> torch.optim.Optimizer:
+    """``o.optimizer`` (an ``OptimSpec``'s) over ``params`` at ``lr``: Adam with ``o.betas``, or RMSprop with
+    torch's defaults; ``impl``: the kernel (``train.optimizer_impl``; RMSprop has no fused one: foreach)."""
+    if o.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, **({"foreach": True} if impl.get("fused") else impl))
+    return torch.optim.Adam(params, lr=lr, betas=o.betas, **impl)
+
+
+def set_lr(trainer: Trainer, o: Any) -> dict[str, torch.Tensor]:
+    """Both learning rates at the schedule's value for the coming generator step (``OptimSpec.lr_factor``);
+    returns them as loss extras (logged as ``train/lr_g``, ``train/lr_d``)."""
+    factor = o.lr_factor(trainer.step, trainer.total_steps)
+    lrs = {"lr_g": o.lr_g * factor, "lr_d": o.lr_d * factor}
+    for opt, lr in ((trainer.opt_g, lrs["lr_g"]), (trainer.opt_d, lrs["lr_d"])):
+        for group in opt.param_groups:
+            group["lr"] = lr
+    return {k: torch.tensor(v) for k, v in lrs.items()}
 
 
 def fit(
@@ -174,6 +196,8 @@ def fit(
     reuse_fakes = o.n_critic == 1
     batch, z_dim = sampler.batch_size, G.z_dim
     conditional, n_classes = gan.conditional, gan.num_classes  # real labels from the sampler, fake ones uniform
+    scheduled = o.lr_schedule != "constant" or o.lr_warmup_steps > 0  # a function of the step: resumes exactly
+    clip = list(D.parameters()) if o.clip_value > 0 else []
     deadline = time.monotonic() + t.minutes * 60 if t.minutes else math.inf
     G.train()
     D.train()
@@ -190,6 +214,7 @@ def fit(
                 trainer.timer.start()
                 if fp.cuda_graphs:  # a new iteration: outputs of the previous step's graph replays may be reused
                     torch.compiler.cudagraph_mark_step_begin()
+                lrs = set_lr(trainer, o) if scheduled else {}
                 for _ in range(o.n_critic):
                     real, y_real = sampler.labelled(trainer.d_step) if conditional else (sampler(trainer.d_step), None)
                     real = real.contiguous(memory_format=fp.memory_format)
@@ -214,6 +239,10 @@ def fit(
                     trainer.opt_d.zero_grad(set_to_none=True)
                     d_loss.backward()
                     trainer.opt_d.step()
+                    if clip:  # WGAN (Arjovsky et al. 2017, Algorithm 1): every critic weight in [-c, c]
+                        with torch.no_grad():
+                            for p in clip:
+                                p.clamp_(-o.clip_value, o.clip_value)
 
                 D.requires_grad_(False)  # no discriminator gradients in the generator step
                 if not reuse_fakes:
@@ -236,7 +265,7 @@ def fit(
 
                 trainer.step += 1
                 trainer.in_step = False
-            out = StepOutput(trainer.step, d_loss.detach(), g_loss.detach(), extras)
+            out = StepOutput(trainer.step, d_loss.detach(), g_loss.detach(), {**extras, **lrs})
             trainer.record(out)
             for h in hooks:
                 h.on_step_end(trainer, out)

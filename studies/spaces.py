@@ -53,11 +53,13 @@ Z_DIM = Param("z_dim", ("z_dim",), "categorical", choices=(64, 100, 128))
 WIDTH = Param("width", ("g_width", "d_width"), "categorical", choices=(32, 64))
 BATCH = Param("batch_size", ("train.batch_size",), "categorical", choices=(32, 64, 128))
 DROPOUT = Param("dropout", ("dropout",), "float", 0.0, 0.5)
+CLIP = Param("clip_value", ("clip_value",), "float", 1e-3, 0.1, log=True)  # around WGAN's c = 0.01
 
 SPACES: dict[str, tuple[Param, ...]] = {
     "vanilla": (LR, BETA1, BETA2, Z_DIM, DROPOUT, BATCH),
     "dcgan": (LR, BETA1, BETA2, Z_DIM, WIDTH, BATCH),
     "wgan-gp": (LR, BETA1, BETA2, N_CRITIC, GP_WEIGHT, Z_DIM, WIDTH, BATCH),
+    "wgan": (LR, N_CRITIC, CLIP, Z_DIM, WIDTH, BATCH),  # RMSprop: no betas
     "sngan": (LR, BETA1, BETA2, N_CRITIC, Z_DIM, WIDTH, BATCH),
     "cgan": (LR, BETA1, BETA2, Z_DIM, DROPOUT, BATCH),
     "acgan": (LR, BETA1, BETA2, Z_DIM, WIDTH, BATCH),

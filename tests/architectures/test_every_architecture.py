@@ -2,9 +2,11 @@
 checks: shapes and ranges, one harness step, determinism under a seed."""
 
 import dataclasses
+import math
 
 import pytest
 import torch
+from torch import nn
 
 from architectures import ARCHITECTURES, build_gan
 from architectures.blocks import conv_stages
@@ -24,9 +26,9 @@ def _random_images(n=64):
     return torch.randint(0, 256, (n, *SHAPE), dtype=torch.uint8, generator=torch.Generator().manual_seed(123))
 
 
-def _run_one_step(arch, seed, tmp_path):
+def _run_one_step(arch, seed, tmp_path, sets=()):
     cfg = load_compare_config(
-        None, [f'archs=["{arch}"]', "train.steps=1", "train.batch_size=8", f'workdir="{tmp_path}"']
+        None, [f'archs=["{arch}"]', "train.steps=1", "train.batch_size=8", f'workdir="{tmp_path}"', *sets]
     ).run(arch, seed)
     seed_everything(seed)
     gan = build_gan(arch, cfg.model, SHAPE, _classes(arch))
@@ -122,6 +124,15 @@ def test_paper_defaults():
     assert s.loss == "hinge"
     d = ARCHITECTURES.get("dcgan").config_cls()
     assert (d.lr_g, d.beta1, d.z_dim, d.loss) == (2e-4, 0.5, 100, "bce")
+    w = ARCHITECTURES.get("wgan").config_cls()  # Arjovsky et al. 2017, Algorithm 1
+    assert (w.optimizer, w.lr_g, w.lr_d, w.n_critic, w.clip_value, w.loss) == (
+        "rmsprop",
+        5e-5,
+        5e-5,
+        5,
+        0.01,
+        "wasserstein",
+    )
     # Mirza & Osindero 2014 sec. 4.1; Odena et al. 2017 appendix; Miyato & Koyama 2018 sec. 5
     assert ARCHITECTURES.get("cgan").config_cls().dropout == 0.5
     a = ARCHITECTURES.get("acgan").config_cls()
@@ -159,3 +170,58 @@ def test_wgan_gp_critic_has_no_batchnorm():
 
     gan = build_gan("wgan-gp", ARCHITECTURES.get("wgan-gp").config_cls(), SHAPE)
     assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in gan.discriminator.modules())
+
+
+def _modules(net, kind):
+    return [m for m in net.modules() if isinstance(m, kind)]
+
+
+# (architecture, model overrides, what the networks must then contain): every knob the reproductions use
+KNOBS = [
+    ("vanilla", {"activation": '"relu"'},
+     lambda g: _modules(g.generator, nn.ReLU) and not _modules(g.generator, nn.LeakyReLU)),
+    ("vanilla", {"d_batch_norm": "true"}, lambda g: _modules(g.discriminator, nn.BatchNorm1d)),
+    ("vanilla", {"g_dropout": "0.3", "batch_norm": "false"},
+     lambda g: _modules(g.generator, nn.Dropout) and not _modules(g.generator, nn.BatchNorm1d)),
+    ("vanilla", {"g_widths": "[256, 512]", "dropout": "0.0"},
+     lambda g: len(_modules(g.generator, nn.Linear)) == 3 and not _modules(g.discriminator, nn.Dropout)),
+    ("dcgan", {"kernel_size": "5"},
+     lambda g: all(m.kernel_size == (5, 5)
+                   for m in _modules(g.generator, nn.ConvTranspose2d) + _modules(g.discriminator, nn.Conv2d))),
+    ("dcgan", {"g_activation": '"leaky_relu"'},
+     lambda g: _modules(g.generator, nn.LeakyReLU) and not _modules(g.generator, nn.ReLU)),
+    ("dcgan", {"d_norm": '"none"', "d_dropout": "0.3"},
+     lambda g: _modules(g.discriminator, nn.Dropout) and not _modules(g.discriminator, nn.BatchNorm2d)),
+    ("dcgan", {"optimizer": '"rmsprop"', "clip_value": "0.01"}, lambda g: g.optim.clip_value == 0.01),
+    ("dcgan", {"lr_schedule": '"cosine"', "lr_warmup_steps": "2"}, lambda g: g.optim.lr_schedule == "cosine"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("arch", "overrides", "has"), KNOBS, ids=[f"{a}-{'-'.join(o)}" for a, o, _ in KNOBS])
+def test_every_knob_builds_trains_and_changes_the_network(arch, overrides, has, tmp_path):
+    sets = [f"model.{arch}.{k}={v}" for k, v in overrides.items()]
+    gan, losses = _run_one_step(arch, 0, tmp_path, sets)
+    assert has(gan)
+    assert all(math.isfinite(v) for v in losses.values())
+    x = gan.generate(torch.randn(3, gan.generator.z_dim))
+    assert x.shape == (3, *SHAPE) and gan.discriminate(x)[0].shape == (3,)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"activation": "tanh"}, "activation 'tanh' is not one of relu, leaky_relu"),
+    ({"g_dropout": 1.0}, "g_dropout = 1.0 is out of range"),
+])  # fmt: skip
+def test_bad_mlp_knobs_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ARCHITECTURES.get("vanilla").config_cls(**kwargs)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"kernel_size": 3}, "kernel_size = 3 is not 4 or 5"),
+    ({"d_norm": "spectral"}, "d_norm = 'spectral' is not one of batch, none"),
+    ({"optimizer": "sgd"}, "optimizer = 'sgd' is not one of adam, rmsprop"),
+    ({"lr_schedule": "step"}, "lr_schedule = 'step' is not one of constant, linear-decay, cosine"),
+])  # fmt: skip
+def test_bad_conv_and_optimiser_knobs_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ARCHITECTURES.get("dcgan").config_cls(**kwargs)

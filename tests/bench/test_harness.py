@@ -203,3 +203,64 @@ def test_a_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert checkpoint.load(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]  # no temporary file left
+
+
+def test_wgan_clips_every_critic_weight_and_trains_with_rmsprop(tmp_path):
+    """WGAN (Arjovsky et al. 2017, Algorithm 1): RMSprop, and after each critic step every weight in [-c, c]."""
+    cfg = _cfg(tmp_path, "train.steps=2", arch="wgan")
+    assert (cfg.model.optimizer, cfg.model.lr_d, cfg.model.clip_value, cfg.model.n_critic) == ("rmsprop", 5e-5, 0.01, 5)
+    seen = []
+
+    class Opt(Hook):
+        def on_step_end(self, t, out):
+            seen.append((type(t.opt_d).__name__, type(t.opt_g).__name__))
+
+    gan, _ = _fit(cfg, [Opt()])
+    assert set(seen) == {("RMSprop", "RMSprop")}
+    weights = torch.cat([p.detach().flatten() for p in gan.discriminator.parameters()])
+    assert weights.abs().max() <= 0.01 + 1e-7
+    assert (weights.abs() > 0.0099).float().mean() > 0.1  # initialised wider: the clip is what holds them
+    unclipped, _ = _fit(_cfg(tmp_path, "train.steps=2", "model.wgan.clip_value=0.0", arch="wgan"))
+    assert max(p.detach().abs().max() for p in unclipped.discriminator.parameters()) > 0.05
+
+
+def test_learning_rate_schedules_by_hand():
+    from architectures.registry import OptimSpec
+
+    spec = OptimSpec(1e-3, 1e-3, (0.5, 0.999), lr_schedule="linear-decay", lr_warmup_steps=2)
+    assert [spec.lr_factor(t, 6) for t in range(6)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]
+    cos = OptimSpec(1e-3, 1e-3, (0.5, 0.999), lr_schedule="cosine")
+    assert cos.lr_factor(0, 4) == 1.0 and cos.lr_factor(2, 4) == pytest.approx(0.5) and cos.lr_factor(4, 4) == 0.0
+    assert OptimSpec(1e-3, 1e-3, (0.5, 0.999)).lr_factor(3, 4) == 1.0
+
+
+def test_the_schedule_sets_and_logs_both_rates_and_a_resume_continues_it(tmp_path):
+    sets = ["train.steps=6", 'model.dummy.lr_schedule="linear-decay"', "model.dummy.lr_d=1e-3"]
+    logged = []
+
+    class Rates(Hook):
+        def on_step_end(self, t, out):
+            logged.append((float(out.extras["lr_g"]), float(out.extras["lr_d"]), t.opt_d.param_groups[0]["lr"]))
+
+    cfg = _cfg(tmp_path, *sets)
+    gan, _ = _fit(cfg, [Rates()])
+    lr_g = cfg.model.lr_g
+    assert [g for g, _, _ in logged] == pytest.approx([lr_g * (1 - t / 6) for t in range(6)])
+    assert [d for _, d, _ in logged] == pytest.approx([1e-3 * (1 - t / 6) for t in range(6)])
+    assert [opt for _, _, opt in logged] == pytest.approx([d for _, d, _ in logged])  # what the optimiser used
+    # stopped after three steps, checkpointed, resumed: the same rates as one run of six
+    ck = tmp_path / "ck.pt"
+
+    class StopAndSave(Hook):
+        def on_step_end(self, t, out):
+            if out.step == 3:
+                t.stop("interrupted")
+
+        def on_fit_end(self, t):
+            checkpoint.save(ck, t.state_dict())
+
+    logged.clear()
+    _fit(cfg, [Rates(), StopAndSave()])
+    assert len(logged) == 3
+    _fit(cfg, [Rates()], resume=checkpoint.load(ck))
+    assert [g for g, _, _ in logged] == pytest.approx([lr_g * (1 - t / 6) for t in range(6)])
