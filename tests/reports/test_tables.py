@@ -137,7 +137,9 @@ def test_the_terminal_summary_fits_80_columns_and_drops_empty_columns():
     frame, note = summary_frame(_runs())
     assert list(frame.columns) == ["architecture", "FID", "seeds"]  # no IS, recall, AUC or timing in these runs
     assert list(frame["FID"]) == ["13.00 ± 3.61", "32.00 ± 2.83"]  # the failed run's 1.0 is not averaged in
-    text = frame.to_markdown(index=False, tablefmt="simple") + "\n" + note
+    from reports.build import terminal_markdown
+
+    text = terminal_markdown(frame) + "\n" + note
     assert max(len(line) for line in text.splitlines()) <= 80 and "LeNet" in note
 
 
@@ -196,3 +198,25 @@ def test_the_class_histogram_uses_the_classifier_that_logged_shares_whatever_the
     assert _classifier_of(df) == ""
     df[keys.eval_key("lenet-mnist", f"{keys.CLASS_SHARE}/0")] = 0.1
     assert _classifier_of(df) == "lenet-mnist"
+
+
+def test_the_full_terminal_summary_of_a_wide_comparison_fits_80_columns():
+    """Every column (FID ± std, IS, recall, modes, D AUC, ms/step, seeds) at Stacked MNIST's widths."""
+    from reports.build import summary_frame, terminal_markdown
+
+    ext = "lenet-mnist"
+    df = _runs().assign(
+        **{
+            FID: lambda d: d[FID] * 400 + 1234.567,  # four-digit FIDs with a three-digit std
+            keys.eval_key(ext, keys.IS_MEAN): 793.43,
+            keys.eval_key(ext, keys.RECALL): 0.862,
+            keys.eval_key(ext, keys.MODES): 1000.0,
+            keys.D_ROC_AUC: 0.995,
+            keys.MS_PER_STEP_P50: 1234.5,
+        }
+    )
+    df.loc[0, "arch"] = "sngan-projection"
+    frame, note = summary_frame(df)
+    assert list(frame.columns) == ["architecture", "FID", "IS", "recall", "modes", "D AUC", "ms/step", "seeds"]
+    text = terminal_markdown(frame) + "\n\n" + note
+    assert max(len(line) for line in text.splitlines()) <= 80, text
