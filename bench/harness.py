@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from architectures.losses import LOSSES, gradient_penalty
-from architectures.registry import GAN
+from architectures.registry import GAN, OptimSpec
 from bench import signals
 from bench.config import OPTIMIZER_IMPLS, RunConfig, TrainConfig
 from bench.data import Sampler
@@ -131,7 +131,7 @@ def fast_path(gan: GAN, t: TrainConfig, device: torch.device) -> FastPath:
     )
 
 
-def optimizer(params: Any, lr: float, o: Any, impl: dict[str, bool]) -> torch.optim.Optimizer:
+def optimizer(params: Any, lr: float, o: OptimSpec, impl: dict[str, bool]) -> torch.optim.Optimizer:
     """``o.optimizer`` (an ``OptimSpec``'s) over ``params`` at ``lr``: Adam with ``o.betas``, or RMSprop with
     torch's defaults; ``impl``: the kernel (``train.optimizer_impl``; RMSprop has no fused one: foreach)."""
     if o.optimizer == "rmsprop":
@@ -139,7 +139,7 @@ def optimizer(params: Any, lr: float, o: Any, impl: dict[str, bool]) -> torch.op
     return torch.optim.Adam(params, lr=lr, betas=o.betas, **impl)
 
 
-def set_lr(trainer: Trainer, o: Any) -> dict[str, torch.Tensor]:
+def set_lr(trainer: Trainer, o: OptimSpec) -> dict[str, torch.Tensor]:
     """Both learning rates at the schedule's value for the coming generator step (``OptimSpec.lr_factor``);
     returns them as loss extras (logged as ``train/lr_g``, ``train/lr_d``)."""
     factor = o.lr_factor(trainer.step, trainer.total_steps)
