@@ -4,14 +4,15 @@ Paper defaults (Algorithm 1): RMSProp with α = 5e-5 for both networks, n_critic
 clipped to [-c, c] with c = 0.01 after each critic step (the harness does it: ``OptimSpec.clip_value``),
 the Wasserstein loss on raw critic scores. The critic has no BatchNorm, as in ``wgan-gp``, so the two
 Wasserstein variants differ only by how they keep the critic Lipschitz (clipping vs gradient penalty).
-The backbone is the shared DCGAN one (see ``architectures.blocks``); z_dim 100 as the paper's DCGAN.
+The backbone is the shared DCGAN one (see ``architectures.blocks``), initialised N(0, 0.02) as the authors'
+code; z_dim 100 as the paper's DCGAN. ``beta1`` / ``beta2`` are not used by RMSprop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from architectures.blocks import ConvDiscriminator, ConvGenerator, GANConfig
+from architectures.blocks import ConvDiscriminator, ConvGenerator, GANConfig, dcgan_init
 from architectures.registry import GAN, ArchSpec, register
 
 
@@ -37,6 +38,8 @@ class WGANConfig(GANConfig):
 def build(cfg: WGANConfig, image_shape: tuple[int, int, int], num_classes: int = 0) -> GAN:
     g = ConvGenerator(cfg.z_dim, cfg.g_width, image_shape, batch_norm=True)
     d = ConvDiscriminator(cfg.d_width, image_shape, norm="none", slope=0.2)
+    dcgan_init(g)  # as the authors' code (weights_init: N(0, 0.02)) for both networks
+    dcgan_init(d)
     return GAN(g, d, cfg.loss, cfg.optim())
 
 

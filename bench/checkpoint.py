@@ -11,6 +11,7 @@ RunConfig as a dict), ``seed``, ``step`` / ``d_step``, ``generator`` / ``discrim
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import shutil
@@ -126,6 +127,9 @@ def check_resumable(state: dict[str, Any], cfg: Any, gan: Any, source: str | os.
     would not apply is refused, never recorded), and weights that fit the model ``gan``."""
     check_arch(state, cfg.arch, source)
     stored, wanted = flatten(state["config"]), cfg.flat()
+    # a model field newer than the checkpoint: it was made with that field's default
+    defaults = dataclasses.replace(cfg, model=type(cfg.model)()).flat()
+    stored = {**{k: v for k, v in defaults.items() if k.startswith("model.")}, **stored}
     for key in sorted(wanted):
         if key.startswith(FIXED_ON_RESUME) and key in stored and stored[key] != wanted[key]:
             name = key.replace("model.", f"model.{cfg.arch}.", 1)  # as the user writes it
@@ -133,6 +137,15 @@ def check_resumable(state: dict[str, Any], cfg: Any, gan: Any, source: str | os.
                 f"{name} = {wanted[key]!r} differs from the checkpoint's {stored[key]!r}; a resumed run keeps "
                 "its model, seed, dataset, batch size and precision (start a new run to change them)"
             )
+    scheduled = wanted.get("model.lr_schedule", "constant") != "constant" or wanted.get("model.lr_warmup_steps", 0)
+    budget = ("train.steps", "train.epochs")
+    if scheduled and any(stored.get(k) != wanted.get(k) for k in budget):
+        raise CheckpointError(
+            f"the budget (train.steps = {wanted.get('train.steps')!r}, train.epochs = {wanted.get('train.epochs')!r})"
+            f" differs from the checkpoint's ({stored.get('train.steps')!r}, {stored.get('train.epochs')!r}), and "
+            f"model.{cfg.arch}.lr_schedule = {wanted.get('model.lr_schedule')!r} runs over the budget: a resumed "
+            "run keeps it (start a new run to change it)"
+        )
     try:
         gan.generator.load_state_dict(state["generator"])
         gan.discriminator.load_state_dict(state["discriminator"])

@@ -288,3 +288,27 @@ def test_a_database_that_accepts_but_never_answers_fails_in_seconds(workdir):
     assert time.monotonic() - t0 < 30  # libpq's connect_timeout (5 s), not the ~135 s of the default
     _one_error_line(r, f"--storage '{url}' cannot be opened")
     listener.close()
+
+
+def test_a_checkpoint_older_than_a_model_field_was_made_with_its_default(finished, tmp_path):
+    """A checkpoint without `optimizer` (made before the field existed) ran Adam: switching it to RMSprop on
+    resume is refused up front, not a KeyError in the optimiser's state mid-run."""
+    workdir, ckpt, _ = finished
+    state = {k: v for k, v in checkpoint.load(ckpt).items() if k not in ("format", "version")}
+    for old in ("optimizer", "clip_value", "lr_schedule", "lr_warmup_steps"):
+        state["config"]["model"].pop(old)
+    path = checkpoint.save(tmp_path / "old.pt", state)
+    args = ["train", "dummy", "--resume", str(path), "--workdir", str(workdir)]
+    r = runner.invoke(app, [*args, "--set", 'model.dummy.optimizer="rmsprop"'])
+    _one_error_line(r, "model.dummy.optimizer = 'rmsprop' differs from the checkpoint's 'adam'")
+
+
+def test_a_scheduled_run_resumes_only_with_its_budget(mnist_root, tmp_path):
+    """The learning-rate schedule runs over the budget: extending it on resume would make the rate jump."""
+    workdir = tmp_path / "ws"
+    sets = [a for s in [*FAST, f'workdir="{workdir}"', 'model.dummy.lr_schedule="cosine"'] for a in ("--set", s)]
+    r = runner.invoke(app, ["train", "dummy", "--steps", "2", "-q", *sets])
+    assert r.exit_code == 0, r.output
+    ckpt = r.output.split("checkpoint: ")[1].split()[0]
+    r = runner.invoke(app, ["train", "dummy", "--resume", ckpt, "--steps", "4", "--workdir", str(workdir)])
+    _one_error_line(r, "the budget (train.steps = 4, train.epochs = None) differs from the checkpoint's (2, None)")
