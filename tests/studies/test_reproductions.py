@@ -28,7 +28,8 @@ def _kinds(net):
 
 def test_the_files_describe_their_write_ups():
     by_id = {p.stem: p for p in FILES}
-    assert {"mlp-relu-20ep", "vanilla-vs-dcgan-50ep", "keras-dcgan-10ep", "mlp-bn-dropout-50ep"} <= set(by_id)
+    five = {"mlp-relu-20ep", "vanilla-vs-dcgan-50ep", "keras-dcgan-10ep", "mlp-bn-dropout-50ep", "paper-table-50ep"}
+    assert five <= set(by_id)
     g, cc = _gan(by_id["mlp-relu-20ep"], "vanilla")
     linears = [m for m in g.generator.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(100, 256), (256, 512), (512, 784)]
@@ -46,6 +47,18 @@ def test_the_files_describe_their_write_ups():
     assert widths == [1024, 512, 256, 1] and cc.seeds == (42,) and cc.train.batch_size == 128
     cc = load_compare_config(by_id["vanilla-vs-dcgan-50ep"])
     assert cc.archs == ("vanilla", "dcgan") and cc.train.epochs == 50
+    cc = load_compare_config(by_id["paper-table-50ep"])  # the table's four models in one comparison
+    assert cc.archs == ("vanilla", "dcgan", "wgan", "sngan") and (cc.train.epochs, cc.train.batch_size) == (50, 128)
+    wgan, proposed = cc.model_config("wgan"), cc.model_config("sngan")
+    assert (wgan.optimizer, wgan.clip_value, wgan.n_critic, wgan.gp_weight) == ("rmsprop", 0.01, 5, 0.0)
+    assert (proposed.gp_weight, proposed.lr_schedule, proposed.loss) == (10.0, "linear-decay", "hinge")
+    g, _ = _gan(by_id["paper-table-50ep"], "sngan")
+    assert any(
+        "spectral" in type(m).__name__.lower() or hasattr(m, "parametrizations") for m in g.discriminator.modules()
+    )
+    for arch in ("vanilla", "dcgan", "sngan"):
+        m = cc.model_config(arch)
+        assert (m.optimizer, m.lr_g, m.lr_d, m.beta1) == ("adam", 2e-4, 2e-4, 0.5)
 
 
 @pytest.mark.slow
