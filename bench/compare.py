@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import keys
-from bench.config import CompareConfig
+from bench.config import CompareConfig, RunConfig
 from bench.errors import UserError
 from bench.harness import resolve_device
 from bench.hooks import progress_bar
@@ -42,6 +42,42 @@ def previous_runs(tracker: Tracker, cc: CompareConfig) -> dict[tuple[str, int], 
     return out
 
 
+def run_line(r: RunResult, extractor: str) -> str:
+    """One line for a run that ended, as a log shows it: ``dcgan seed 0: FINISHED  FID 293.1 (lenet-mnist)
+    46850 steps in 52.1 min`` (the floor: its FID only; a run that did not finish: its status and why)."""
+    name = "real-data floor" if r.arch == keys.KIND_FLOOR else f"{r.arch} seed {r.seed}"
+    if r.status != FINISHED:
+        return f"{name}: {r.status}: {r.error or 'no reason recorded'}"
+    fid = r.metrics.get(keys.eval_key(extractor, keys.FID))
+    parts = [f"{name}: FINISHED"]
+    if fid is not None:
+        parts.append(f"FID {fid:.4g} ({extractor})")
+    if keys.G_STEPS in r.metrics:
+        parts.append(f"{int(r.metrics[keys.G_STEPS])} steps in {r.metrics.get(keys.TRAIN_S, 0) / 60:.1f} min")
+    return "  ".join(parts)
+
+
+def run_cell(cfg: RunConfig, tracker: Tracker, progress: Any, prev: dict[str, Any] | None) -> RunResult:
+    """One (architecture, seed) of the grid, given its latest run ``prev`` in the experiment (None: none or
+    not resuming): a FINISHED one is kept (no training), a KILLED or RUNNING one continues from its checkpoint
+    (one left RUNNING without a checkpoint, by a worker killed before its first one, is ended KILLED and the run
+    starts again), anything else starts a new run. A run that raises is returned FAILED; UserError propagates."""
+    if prev is not None and prev["status"] == FINISHED:
+        return RunResult(cfg.arch, cfg.seed, prev["run_id"], FINISHED, prev["metrics"])
+    ckpt = None
+    if prev is not None and prev["status"] in ("KILLED", "RUNNING"):
+        found = run_paths(cfg, prev["run_id"]).checkpoint
+        ckpt = found if found.is_file() else None
+        if ckpt is None and prev["status"] == "RUNNING":
+            tracker.attach(prev["run_id"]).end("KILLED", "its process died before its first checkpoint")
+    try:
+        return train(cfg, tracker, progress, resume=ckpt)
+    except UserError:
+        raise
+    except Exception as e:  # e.g. a plugin whose build() raises: the comparison goes on
+        return RunResult(cfg.arch, cfg.seed, None, FAILED, error=f"{type(e).__name__}: {e}")
+
+
 def compare(
     cc: CompareConfig,
     show_progress: bool = True,
@@ -65,23 +101,12 @@ def compare(
     previous = previous_runs(tracker, cc) if resume else {}
     with progress_bar() if show_progress else contextlib.nullcontext() as progress:
         for cfg in runs:
-            prev = previous.get((cfg.arch, cfg.seed))
-            if prev is not None and prev["status"] == FINISHED:
-                results.append(RunResult(cfg.arch, cfg.seed, prev["run_id"], FINISHED, prev["metrics"]))
-                continue
-            ckpt = None
-            if prev is not None and prev["status"] in ("KILLED", "RUNNING"):
-                found = run_paths(cfg, prev["run_id"]).checkpoint
-                ckpt = found if found.is_file() else None
-            try:
-                res = train(cfg, tracker, progress, resume=ckpt)
-            except UserError:
-                raise
-            except Exception as e:  # e.g. a plugin whose build() raises: the comparison goes on
-                res = RunResult(cfg.arch, cfg.seed, None, FAILED, error=f"{type(e).__name__}: {e}")
+            res = run_cell(cfg, tracker, progress, previous.get((cfg.arch, cfg.seed)))
             results.append(res)
             if on_run_end:
                 on_run_end(res)
     if cc.eval.enabled:
         results.append(floor(cc, tracker))
+        if on_run_end:
+            on_run_end(results[-1])
     return CompareResult(results)

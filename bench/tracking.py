@@ -42,6 +42,8 @@ def _client(uri: str):
     import logging
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # a tracking server would print two "View run ... at: URL" lines per run into the progress output
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # a PostgreSQL server that accepts TCP but never answers fails in seconds (libpq reads this variable)
     os.environ.setdefault("PGCONNECT_TIMEOUT", "5")
     from mlflow.tracking import MlflowClient
@@ -224,10 +226,18 @@ class Tracker:
             return exp.experiment_id
         if not create:
             return None
+        from mlflow.exceptions import MlflowException
+
         location = None
         if not os.environ.get("MLFLOW_TRACKING_URI"):
             location = (self.workdir / "mlartifacts").as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except MlflowException:  # another worker created it first (workers share the store)
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
 
     @contextmanager
     def run(
@@ -313,8 +323,13 @@ class Tracker:
         return out
 
     def metric_history(self, run_id: str, key: str) -> list[tuple[int, float, int]]:
-        """``[(step, value, timestamp_ms), ...]`` sorted by step."""
-        return sorted((m.step, m.value, m.timestamp) for m in self.client.get_metric_history(run_id, key))
+        """``[(step, value, timestamp_ms), ...]`` sorted by step, one per step: the latest logged (a run resumed
+        from a checkpoint logs again the steps its interrupted process had logged after that checkpoint; the
+        later values are those of the run as it went on)."""
+        latest: dict[int, tuple[int, float, int]] = {}
+        for m in sorted(self.client.get_metric_history(run_id, key), key=lambda m: m.timestamp):
+            latest[m.step] = (m.step, m.value, m.timestamp)
+        return sorted(latest.values())
 
     def download_artifact(self, run_id: str, path: str, dst: str | Path) -> Path | None:
         """Download one artifact; None if the run has no such artifact."""

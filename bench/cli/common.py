@@ -19,6 +19,7 @@ from bench.errors import UserError
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # help texts are plain: '[default]' is shown, not read as rich markup
     no_args_is_help=True,
     help="Compare GAN architectures head-to-head: one harness, MLflow tracking, paper-ready reports.",
 )

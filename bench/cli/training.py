@@ -54,10 +54,27 @@ def compare(
     resume: Annotated[
         bool, typer.Option("--resume", help="Skip runs that FINISHED; continue interrupted ones from their checkpoint.")
     ] = False,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes on this host that share the grid [1, or one per --devices].")
+    ] = None,
+    devices: Annotated[
+        str | None, typer.Option(help="Comma-separated devices, one worker each in turn (e.g. cuda:0,cuda:1).")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage shared by hosts: postgresql://... or journal:PATH [the workspace's journal]."
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train each architecture x seed under the same budget, track every run in MLflow, write the report."""
+    """Train each architecture x seed under the same budget, track every run in MLflow, write the report.
+
+    With --workers K, --devices or --storage the grid is shared: K processes here (and any host running the
+    same command with the same --storage) take its runs until none is left; a dead worker's run is taken over
+    from its checkpoint."""
     from bench.compare import compare as run_compare
+    from bench.compare import run_line
     from bench.config import load_compare_config
 
     if seeds is not None and seeds < 1:
@@ -79,12 +96,21 @@ def compare(
         compile_=compile_,
     )
     cc = load_compare_config(config, set_ or [], overrides=options)
+    device_list = tuple(d.strip() for d in devices.split(",") if d.strip()) if devices is not None else ()
+    if devices is not None and not device_list:
+        raise UserError(f"--devices {devices!r} names no device; expected e.g. cuda:0,cuda:1")
 
     def on_run_end(r) -> None:
-        if r.status != "FINISHED":
-            typer.secho(f"{r.arch} seed {r.seed}: {r.status}: {r.error}", fg="red", err=True)
+        line = run_line(r, cc.eval.extractor)
+        typer.secho(line, fg=None if r.status == "FINISHED" else "red", err=True)
 
-    result = run_compare(cc, show_progress=not quiet, on_run_end=on_run_end, resume=resume)
+    if workers is not None or device_list or storage is not None:
+        from studies.grid import run_grid
+
+        n = workers if workers is not None else max(1, len(device_list))
+        result = run_grid(cc, storage, n, device_list, resume=resume, show_progress=not quiet)
+    else:
+        result = run_compare(cc, show_progress=not quiet, on_run_end=on_run_end, resume=resume)
     if report:
         from reports.build import build_report, console_table
 

@@ -28,6 +28,21 @@ def test_run_status_follows_the_body(workdir):
     assert len(ok["params"]) == 150 and t.metric_history(ok["run_id"], "m")[0][:2] == (3, 1.0)
 
 
+def test_a_resumed_run_s_relogged_steps_count_once_with_their_latest_value(workdir):
+    t = Tracker(workdir)
+    with t.run("exp", "r") as run:
+        run.log_metrics({"m": 1.0}, step=10)
+        run.log_metrics({"m": 2.0}, step=20)  # logged, then the process died; the checkpoint was at step 10
+    run_id = t.search_runs(["exp"])[0]["run_id"]
+    import time
+
+    time.sleep(0.01)  # MLflow's timestamps are in ms
+    with t.run("exp", "r", run_id=run_id) as run:  # the resumed process logs step 20 again
+        run.log_metrics({"m": 3.0}, step=20)
+        run.log_metrics({"m": 4.0}, step=30)
+    assert [(s, v) for s, v, _ in t.metric_history(run_id, "m")] == [(10, 1.0), (20, 3.0), (30, 4.0)]
+
+
 def test_default_store_is_in_the_workspace(workdir):
     assert tracking_uri(workdir) == f"sqlite:///{workdir.resolve() / 'mlflow.db'}"
     t = Tracker(workdir)

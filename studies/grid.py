@@ -1,0 +1,405 @@
+"""A comparison shared by worker processes and hosts: ``ganbench compare --workers K`` / ``--storage URL``.
+
+Shared state: an Optuna study ``compare-<experiment>`` in an Optuna storage, the same storages as
+``ganbench tune`` (:func:`studies.runner.open_storage`): the journal file
+``<workdir>/optuna/compare-<experiment>.journal`` (processes on one host) or an RDB storage such as PostgreSQL
+(hosts). The study is a queue: each cell of the grid (an architecture x seed, and the real-data floor) is an
+enqueued trial (``Study.enqueue_trial``, the cell in the user attribute ``ganbench.cell``), and a worker takes
+the next one with ``Study.optimize(n_trials=1)``, which pops a waiting trial atomically in both storages, so two
+workers never get the same trial. Why a queue of enqueued trials and not ``GridSampler``: once every grid point
+has started, ``GridSampler`` gives an idle worker a point that is still running (a duplicate run), and it has no
+way to hand a dead worker's point to another.
+
+Exactly once. A cell is *settled* by a COMPLETE trial (its run FINISHED) or by a FAIL trial with a
+``failure`` attribute (its run FAILED, or raised). :func:`reconcile`, run by every worker before it takes a
+trial, enqueues each cell that has no settled, waiting or running trial. A worker that takes a trial whose
+cell has a waiting, running or complete trial with a lower number drops it as a duplicate (PRUNED, ``duplicate_of``), so
+two hosts that enqueue the same cell at once still run it once. The run itself is looked up by (architecture,
+seed) in the MLflow experiment: a FINISHED one is kept, an interrupted one continues from its checkpoint
+(:func:`bench.compare.run_cell`), so the experiment ends with one FINISHED run per cell.
+
+Dead workers. Each trial records its worker (``ganbench.worker`` = ``host:pid``). A RUNNING trial whose worker is
+on this host and no longer alive is failed as stale (the study attribute ``stale/<number>`` says why); on an RDB
+storage Optuna's heartbeat (every 30 s, stale after 120 s silent: ``optuna.storages.fail_stale_trials``) fails
+the trials of dead workers on other hosts too. The cell is then enqueued again and taken over from its last
+checkpoint; a cell whose workers died :data:`MAX_TAKEOVERS` times is settled as failed. Idle workers wait while
+trials still run (every ``poll_s`` seconds), so that someone is left to take over. The journal file has no
+heartbeat: use it on one host. Checkpoints are files under ``<workdir>/runs/``: a takeover by another host needs
+the workspace on storage every host reaches (README, "Scaling out").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import socket
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from bench import keys, signals
+from bench.compare import CompareResult, previous_runs, run_cell, run_line
+from bench.config import CompareConfig, flatten, load_compare_config
+from bench.errors import ConfigError
+from bench.harness import resolve_device
+from bench.hooks import LineProgress, progress_bar
+from bench.run import FAILED, FINISHED, RunResult, floor, prepare
+from bench.tracking import Tracker
+from studies.runner import STALE, open_storage
+
+CELL, WORKER, FAILURE = "ganbench.cell", "ganbench.worker", "failure"
+FLOOR_CELL = "real-floor"
+INTERRUPTED = "interrupted/"  # study user attribute prefix: interrupted/<number> = the worker Ctrl-C stopped
+MAX_TAKEOVERS = 3  # a cell whose worker died this many times is settled as failed (e.g. it kills its process)
+_LIVE = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
+_IDENTITY_SKIP = ("archs", "seeds", "workdir", "train.device")  # may differ between hosts and invocations
+
+
+def study_name(experiment: str) -> str:
+    """The Optuna study that holds the grid of the MLflow experiment ``experiment``."""
+    return f"compare-{experiment}"
+
+
+def cells(cc: CompareConfig) -> list[str]:
+    """The grid's cells, in the order they are enqueued: ``<arch>/<seed>`` (architectures in the outer loop),
+    then ``real-floor`` when evaluation is on."""
+    return [f"{a}/{s}" for a in cc.archs for s in cc.seeds] + ([FLOOR_CELL] if cc.eval.enabled else [])
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(worker: str) -> bool:
+    """Whether the worker ``host:pid`` may still be running (True for another host: only its heartbeat can
+    tell). A zombie (exited, not yet reaped by its parent) counts as dead."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _identity(cc: CompareConfig) -> dict[str, Any]:
+    """What every worker of a grid must agree on: the config without what may differ between hosts."""
+    flat = flatten(json.loads(json.dumps(dataclasses.asdict(cc), default=list)))
+    return {k: v for k, v in sorted(flat.items()) if not k.startswith(_IDENTITY_SKIP)}
+
+
+def open_grid(cc: CompareConfig, storage: str | None, create: bool = True) -> optuna.Study:
+    """The grid's study in ``storage`` (None: the journal file in the workspace), created on first use.
+
+    Raises UserError for a storage that cannot be opened, or when the experiment's grid exists with another
+    config (the key that differs is named): a grid's runs must share one budget and protocol."""
+    _quiet_optuna()
+    name = study_name(cc.experiment)
+    st = open_storage(storage, cc.workdir, name)
+    study = optuna.create_study(storage=st, study_name=name, load_if_exists=True) if create else None
+    study = study or optuna.load_study(study_name=name, storage=st)
+    mine = _identity(cc)
+    stored = study.user_attrs.get("config")
+    if stored is None:
+        with signals.deferred():
+            study.set_user_attr("config", json.dumps(mine))
+        return study
+    theirs = json.loads(stored)
+    diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if diff:
+        k = diff[0]
+        raise ConfigError(
+            f"experiment {cc.experiment!r} has a grid in this storage made with {k} = {theirs.get(k)!r}, not "
+            f"{mine.get(k)!r}; use the same config, or another --experiment"
+        )
+    return study
+
+
+@dataclass
+class GridState:
+    """What :func:`reconcile` found: cells waiting or running, cells settled, and the cells it enqueued."""
+
+    waiting: int
+    running: int
+    settled: int
+    enqueued: list[str]
+
+
+def _interrupted(study: optuna.Study) -> set[int]:
+    return {int(k[len(INTERRUPTED) :]) for k in study.user_attrs if k.startswith(INTERRUPTED)}
+
+
+def reconcile(study: optuna.Study, grid: list[str], retry_failed: bool = False) -> GridState:
+    """Fail the trials of dead workers as stale, then enqueue every cell of ``grid`` that has no settled,
+    waiting or running trial (see the module docstring). ``retry_failed``: also cells whose run FAILED
+    (``--resume``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # RDB storages with a heartbeat; a no-op on the journal
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = t.user_attrs.get(WORKER)
+        silent = worker is None and t.datetime_start and time.time() - t.datetime_start.timestamp() > 300
+        if (worker is not None and not _alive(worker)) or silent:
+            with signals.deferred():
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                study.set_user_attr(f"{STALE}{t.number}", f"stale: its worker {worker or '?'} stopped")
+    interrupted = _interrupted(study)
+    by_cell: dict[str, list[optuna.trial.FrozenTrial]] = {c: [] for c in grid}
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(CELL) in by_cell:
+            by_cell[t.user_attrs[CELL]].append(t)
+    waiting = running = settled = 0
+    enqueued = []
+    for cell, trials in by_cell.items():
+        states = [t.state for t in trials]
+        failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL and FAILURE in t.user_attrs]
+        deaths = sum(
+            t.state == optuna.trial.TrialState.FAIL and FAILURE not in t.user_attrs and t.number not in interrupted
+            for t in trials
+        )
+        if optuna.trial.TrialState.RUNNING in states:
+            running += 1
+        elif optuna.trial.TrialState.WAITING in states:
+            waiting += 1
+        elif (
+            optuna.trial.TrialState.COMPLETE in states
+            or (failed and not (retry_failed and failed[-1] is trials[-1]))
+            or deaths >= MAX_TAKEOVERS
+        ):
+            settled += 1
+        else:
+            with signals.deferred():
+                study.enqueue_trial({}, user_attrs={CELL: cell})
+            enqueued.append(cell)
+            waiting += 1
+    return GridState(waiting, running, settled, enqueued)
+
+
+def _floor_cell(cc: CompareConfig, tracker: Tracker) -> RunResult:
+    """The real-data floor of the grid: kept if a floor run of the experiment FINISHED, else (re)computed (a
+    floor run left RUNNING by a dead worker is ended KILLED first)."""
+    runs = [
+        r
+        for r in sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"])
+        if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR
+    ]
+    if runs and runs[-1]["status"] == FINISHED:
+        return RunResult(keys.KIND_FLOOR, cc.seeds[0], runs[-1]["run_id"], FINISHED, runs[-1]["metrics"])
+    for r in runs:
+        if r["status"] == "RUNNING":
+            tracker.attach(r["run_id"]).end("KILLED", "its worker stopped before it finished")
+    return floor(cc, tracker)
+
+
+def _objective(trial: optuna.Trial, cc: CompareConfig, tracker: Tracker, progress: Any) -> float:
+    """Run the trial's cell; returns its primary FID (0 without evaluation). A FAILED run raises, recorded in
+    the trial's ``failure`` attribute; a duplicate or an empty trial is pruned."""
+    with signals.deferred():
+        trial.set_user_attr(WORKER, worker_id())
+    cell = trial.user_attrs.get(CELL)
+    if cell is None:  # the queue emptied between the check and the pop: optimize made a fresh trial
+        raise optuna.TrialPruned("no cell: the queue was empty")
+    taken = trial.study.get_trials(deepcopy=False, states=(*_LIVE, optuna.trial.TrialState.COMPLETE))
+    lower = [t.number for t in taken if t.user_attrs.get(CELL) == cell and t.number < trial.number]
+    if lower:
+        with signals.deferred():
+            trial.set_user_attr("duplicate_of", lower[0])
+        raise optuna.TrialPruned(f"{cell} is trial {lower[0]}'s")
+    try:
+        if cell == FLOOR_CELL:
+            result = _floor_cell(cc, tracker)
+        else:
+            arch, seed = cell.rsplit("/", 1)
+            prev = previous_runs(tracker, cc).get((arch, int(seed)))
+            result = run_cell(cc.run(arch, int(seed)), tracker, progress, prev)
+    except Exception as e:  # bad input found late: settled as failed, never retried in a loop
+        with signals.deferred():
+            trial.set_user_attr(FAILURE, f"{type(e).__name__}: {e}")
+        raise
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: the run ended KILLED; the cell is taken again later
+        with signals.deferred():
+            trial.study.set_user_attr(f"{INTERRUPTED}{trial.number}", worker_id())
+        raise
+    print(run_line(result, cc.eval.extractor), file=sys.stderr, flush=True)
+    with signals.deferred():
+        if result.run_id is not None:
+            trial.set_user_attr("mlflow_run_id", result.run_id)
+        if result.status != FINISHED:
+            trial.set_user_attr(FAILURE, result.error or result.status)
+    if result.status != FINISHED:
+        raise RuntimeError(result.error or result.status)
+    return float(result.metrics.get(keys.eval_key(cc.eval.extractor, keys.FID), 0.0))
+
+
+def work(study: optuna.Study, cc: CompareConfig, tracker: Tracker, progress: Any, poll_s: float = 10.0) -> None:
+    """One worker: take cells until the grid is settled, waiting (``poll_s``) while others still run."""
+    grid = cells(cc)
+    while True:
+        state = reconcile(study, grid)
+        if state.waiting:
+            study.optimize(lambda t: _objective(t, cc, tracker, progress), n_trials=1, catch=(Exception,))
+        elif state.running:
+            time.sleep(poll_s)
+        else:
+            return
+
+
+def _quiet_optuna() -> None:
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed run: our one line
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _worker(payload: dict[str, Any]) -> None:
+    """A worker process (spawned): its device and torch threads, then :func:`work` with plain progress lines."""
+    signals.install()
+    _quiet_optuna()
+    try:
+        if payload["threads"]:
+            import torch
+
+            torch.set_num_threads(payload["threads"])
+        cc = load_compare_config(base=payload["config"])
+        tracker = Tracker(cc.workdir)
+        study = open_grid(cc, payload["storage"], create=False)
+        work(study, cc, tracker, LineProgress(sys.stderr) if payload["progress"] else None, payload["poll_s"])
+    except KeyboardInterrupt as e:
+        sys.exit(getattr(e, "exit_code", 130))
+
+
+def run_grid(
+    cc: CompareConfig,
+    storage: str | None = None,
+    workers: int = 1,
+    devices: tuple[str, ...] = (),
+    resume: bool = False,
+    show_progress: bool = True,
+    poll_s: float = 10.0,
+    echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> CompareResult:
+    """Run the grid of ``cc`` with ``workers`` processes on this host, sharing it through ``storage`` with any
+    other host that runs the same command (see the module docstring); returns when every cell is settled.
+
+    devices: worker i runs on ``devices[i % len(devices)]`` (e.g. ``("cuda:0", "cuda:1")``; empty:
+    ``train.device`` for all). On the CPU each of K workers gets ``cores // K`` torch threads. One worker
+    runs in this process, with the usual progress display; several are spawned and print plain progress
+    lines. A worker that dies is replaced (at most 2 x workers times), its cell taken over. resume: cells
+    whose run FAILED are run again. Raises UserError for bad input before any worker starts."""
+    if not 1 <= workers <= 64:
+        raise ConfigError(f"--workers {workers} is not allowed; expected between 1 and 64")
+    for d in devices:  # an unknown or absent device: an error now, not in a worker
+        try:
+            resolve_device(d)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("train.device = ", "--devices ", 1)) from None
+    for cfg in {r.arch: r for r in cc.runs()}.values():  # every architecture, before anything is written
+        prepare(cfg, resolve_device(devices[0] if devices else cc.train.device))
+    study = open_grid(cc, storage)
+    state = reconcile(study, cells(cc), retry_failed=resume)
+    tracker = Tracker(cc.workdir)
+    tracker.experiment_id(cc.experiment)  # once, before the workers open the store
+    if workers == 1 and len(devices) <= 1:
+        one = load_compare_config(base=_payload_config(cc, devices[0] if devices else None))
+        with progress_bar() if show_progress else contextlib.nullcontext() as progress:
+            work(study, one, tracker, progress, poll_s)
+    elif state.waiting or state.running:
+        _supervise(cc, storage, workers, devices, show_progress, poll_s, study, echo)
+    return CompareResult(grid_results(cc, tracker))
+
+
+def _payload_config(cc: CompareConfig, device: str | None) -> dict[str, Any]:
+    config = dataclasses.asdict(cc)
+    if device is not None:
+        config["train"]["device"] = device
+    return config
+
+
+def _supervise(
+    cc: CompareConfig,
+    storage: str | None,
+    workers: int,
+    devices: tuple[str, ...],
+    show_progress: bool,
+    poll_s: float,
+    study: optuna.Study,
+    echo: Callable[[str], None],
+) -> None:
+    """Spawn the workers, replace one that dies while cells are left, and wait for all of them."""
+    ctx = multiprocessing.get_context("spawn")
+
+    def start(i: int) -> Any:
+        device = devices[i % len(devices)] if devices else None
+        on_cpu = resolve_device(device or cc.train.device).type == "cpu"
+        payload = {
+            "config": _payload_config(cc, device),
+            "storage": storage,
+            "threads": max(1, (os.cpu_count() or 1) // workers) if on_cpu else None,
+            "progress": show_progress,
+            "poll_s": poll_s,
+        }
+        p = ctx.Process(target=_worker, args=(payload,), name=f"ganbench-worker-{i}")
+        p.start()
+        return p
+
+    procs = {i: start(i) for i in range(workers)}
+    restarts = 0
+    try:
+        while procs:
+            multiprocessing.connection.wait([p.sentinel for p in procs.values()])
+            for i, p in list(procs.items()):
+                if p.is_alive():
+                    continue
+                p.join()
+                del procs[i]
+                if p.exitcode in (0, 130, 143) or restarts >= 2 * workers:
+                    continue
+                state = reconcile(study, cells(cc))  # fails the dead worker's trial: its cell is waiting again
+                if state.waiting or state.running:
+                    echo(f"worker {i} (pid {p.pid}) ended with exit code {p.exitcode}; starting another")
+                    procs[i] = start(i)
+                    restarts += 1
+    except KeyboardInterrupt:
+        for p in procs.values():  # Ctrl-C reached them too; SIGTERM may have reached this process only
+            p.terminate()
+        for p in procs.values():
+            p.join()
+        raise
+
+
+def grid_results(cc: CompareConfig, tracker: Tracker) -> list[RunResult]:
+    """The latest run of each cell in the MLflow experiment (FAILED with a reason when a cell has none)."""
+    previous = previous_runs(tracker, cc)
+    out = []
+    for cfg in cc.runs():
+        r = previous.get((cfg.arch, cfg.seed))
+        if r is None:
+            out.append(RunResult(cfg.arch, cfg.seed, None, FAILED, error="no run was recorded"))
+        else:
+            status = r["status"]
+            error = None if status == FINISHED else r["tags"].get(keys.TAG_FAILURE, status)
+            out.append(RunResult(cfg.arch, cfg.seed, r["run_id"], status, r["metrics"], error=error))
+    if cc.eval.enabled:
+        floors = [r for r in tracker.search_runs([cc.experiment]) if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR]
+        done = [r for r in floors if r["status"] == FINISHED]
+        if done:
+            out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], done[0]["run_id"], FINISHED, done[0]["metrics"]))
+        else:
+            out.append(
+                RunResult(keys.KIND_FLOOR, cc.seeds[0], None, FAILED, error="the real-data floor did not finish")
+            )
+    return out
