@@ -121,10 +121,11 @@ class LineProgress:
     it starts, then whenever another ``fraction`` of its total is done or ``interval_s`` seconds have passed
     since its last line, and when it completes, e.g.::
 
-        00:31:12 dcgan s0      4690/46850  10%  D 0.412 G 2.91  903 img/s  ETA 47:10
+        00:31:12 dcgan s0     4690/46850 10% D 0.412 G 2.91 903 img/s ETA 47:10
 
     (wall-clock time, run, generator step / total, D/G losses and img/s as the bar shows them, and the ETA as
-    m:ss or h:mm:ss from the mean pace since the task started). ``clock``: seconds, for tests."""
+    m:ss or h:mm:ss from the mean pace since the task started), in at most 80 columns (a long name loses the
+    percentage, then its end). ``clock``: seconds, for tests."""
 
     def __init__(
         self,
@@ -135,6 +136,7 @@ class LineProgress:
     ):
         self.stream = stream if stream is not None else sys.stderr
         self.fraction, self.interval_s, self.clock = fraction, interval_s, clock
+        self.width = 80
         self._tasks: dict[int, dict[str, Any]] = {}
 
     def __enter__(self) -> LineProgress:
@@ -174,11 +176,14 @@ class LineProgress:
         elif completed >= total:
             eta = "done"
         losses, speed = t["fields"].get("losses", ""), t["fields"].get("speed", "")
-        parts = [
-            time.strftime("%H:%M:%S"), f"{t['description']:<12}", f"{completed:>6}/{total:<6}",
-            f"{100 * completed // total:>3}%", losses, speed, eta,
-        ]  # fmt: skip
-        self.stream.write("  ".join(p for p in parts if p).rstrip() + "\n")
+        head, desc = time.strftime("%H:%M:%S"), t["description"]
+        tail = [f"{completed}/{total}", f"{100 * completed // total}%", losses, speed, eta]
+        line = " ".join(p for p in [head, f"{desc:<12}", *tail] if p)
+        if len(line) > self.width:  # a long name and an hour-long ETA: the percentage goes, then the name's end
+            tail.pop(1)
+            rest = " ".join(p for p in tail if p)
+            line = f"{head} {desc[: max(4, self.width - len(head) - len(rest) - 2)]} {rest}"
+        self.stream.write(line.rstrip() + "\n")
         self.stream.flush()
 
 

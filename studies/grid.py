@@ -33,9 +33,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import signal
 import socket
 import sys
 import time
@@ -59,6 +61,7 @@ from studies.runner import STALE, open_storage
 
 CELL, WORKER, FAILURE = "ganbench.cell", "ganbench.worker", "failure"
 FLOOR_CELL = "real-floor"
+RETRY = "retry/"  # study user attribute prefix: retry/<cell> = the trial number from which --resume counts deaths
 INTERRUPTED = "interrupted/"  # study user attribute prefix: interrupted/<number> = the worker Ctrl-C stopped
 MAX_TAKEOVERS = 3  # a cell whose worker died this many times is settled as failed (e.g. it kills its process)
 _LIVE = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
@@ -76,15 +79,24 @@ def cells(cc: CompareConfig) -> list[str]:
     return [f"{a}/{s}" for a in cc.archs for s in cc.seeds] + ([FLOOR_CELL] if cc.eval.enabled else [])
 
 
+def _host() -> str:
+    """This host as a worker id names it: the hostname plus the pid namespace (containers that share a
+    hostname, e.g. ``--net=host``, do not share pids), where Linux tells it."""
+    try:
+        return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_host()}:{os.getpid()}"
 
 
 def _alive(worker: str) -> bool:
     """Whether the worker ``host:pid`` may still be running (True for another host: only its heartbeat can
     tell). A zombie (exited, not yet reaped by its parent) counts as dead."""
     host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != _host() or not pid.isdigit():
         return True
     try:
         os.kill(int(pid), 0)
@@ -156,35 +168,41 @@ def reconcile(study: optuna.Study, grid: list[str], retry_failed: bool = False) 
         worker = t.user_attrs.get(WORKER)
         silent = worker is None and t.datetime_start and time.time() - t.datetime_start.timestamp() > 300
         if (worker is not None and not _alive(worker)) or silent:
-            with signals.deferred():
-                study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-                study.set_user_attr(f"{STALE}{t.number}", f"stale: its worker {worker or '?'} stopped")
+            try:
+                with signals.deferred():
+                    study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                    study.set_user_attr(f"{STALE}{t.number}", f"stale: its worker {worker or '?'} stopped")
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+                pass
     interrupted = _interrupted(study)
+    retry_from = {k[len(RETRY) :]: int(v) for k, v in study.user_attrs.items() if k.startswith(RETRY)}
     by_cell: dict[str, list[optuna.trial.FrozenTrial]] = {c: [] for c in grid}
-    for t in study.get_trials(deepcopy=False):
+    all_trials = study.get_trials(deepcopy=False)
+    for t in all_trials:
         if t.user_attrs.get(CELL) in by_cell:
             by_cell[t.user_attrs[CELL]].append(t)
     waiting = running = settled = 0
     enqueued = []
     for cell, trials in by_cell.items():
         states = [t.state for t in trials]
-        failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL and FAILURE in t.user_attrs]
+        real = [t for t in trials if t.state != optuna.trial.TrialState.PRUNED]  # not duplicates, empty trials
+        failed = bool(real) and real[-1].state == optuna.trial.TrialState.FAIL and FAILURE in real[-1].user_attrs
         deaths = sum(
             t.state == optuna.trial.TrialState.FAIL and FAILURE not in t.user_attrs and t.number not in interrupted
             for t in trials
+            if t.number >= retry_from.get(cell, 0)
         )
+        given_up = deaths >= MAX_TAKEOVERS
         if optuna.trial.TrialState.RUNNING in states:
             running += 1
         elif optuna.trial.TrialState.WAITING in states:
             waiting += 1
-        elif (
-            optuna.trial.TrialState.COMPLETE in states
-            or (failed and not (retry_failed and failed[-1] is trials[-1]))
-            or deaths >= MAX_TAKEOVERS
-        ):
+        elif optuna.trial.TrialState.COMPLETE in states or ((failed or given_up) and not retry_failed):
             settled += 1
         else:
             with signals.deferred():
+                if failed or given_up:  # --resume: once more, its deaths counted afresh
+                    study.set_user_attr(f"{RETRY}{cell}", max(t.number for t in all_trials) + 1)
                 study.enqueue_trial({}, user_attrs={CELL: cell})
             enqueued.append(cell)
             waiting += 1
@@ -229,6 +247,7 @@ def _objective(trial: optuna.Trial, cc: CompareConfig, tracker: Tracker, progres
             prev = previous_runs(tracker, cc).get((arch, int(seed)))
             result = run_cell(cc.run(arch, int(seed)), tracker, progress, prev)
     except Exception as e:  # bad input found late: settled as failed, never retried in a loop
+        print(f"{cell}: FAILED: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         with signals.deferred():
             trial.set_user_attr(FAILURE, f"{type(e).__name__}: {e}")
         raise
@@ -244,7 +263,8 @@ def _objective(trial: optuna.Trial, cc: CompareConfig, tracker: Tracker, progres
             trial.set_user_attr(FAILURE, result.error or result.status)
     if result.status != FINISHED:
         raise RuntimeError(result.error or result.status)
-    return float(result.metrics.get(keys.eval_key(cc.eval.extractor, keys.FID), 0.0))
+    fid = float(result.metrics.get(keys.eval_key(cc.eval.extractor, keys.FID), 0.0))
+    return fid if math.isfinite(fid) else 0.0  # Optuna would fail a NaN value: the run did finish
 
 
 def work(study: optuna.Study, cc: CompareConfig, tracker: Tracker, progress: Any, poll_s: float = 10.0) -> None:
@@ -253,7 +273,10 @@ def work(study: optuna.Study, cc: CompareConfig, tracker: Tracker, progress: Any
     while True:
         state = reconcile(study, grid)
         if state.waiting:
-            study.optimize(lambda t: _objective(t, cc, tracker, progress), n_trials=1, catch=(Exception,))
+            try:
+                study.optimize(lambda t: _objective(t, cc, tracker, progress), n_trials=1, catch=(Exception,))
+            except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as e:  # failed as stale meanwhile
+                print(f"a trial of this worker was failed by another: {e}", file=sys.stderr, flush=True)
         elif state.running:
             time.sleep(poll_s)
         else:
@@ -319,7 +342,16 @@ def run_grid(
             work(study, one, tracker, progress, poll_s)
     elif state.waiting or state.running:
         _supervise(cc, storage, workers, devices, show_progress, poll_s, study, echo)
-    return CompareResult(grid_results(cc, tracker))
+    final = reconcile(study, cells(cc))  # (a worker lost for good leaves its cell to the others, or to a re-run)
+    return CompareResult(grid_results(cc, tracker, study, settled=not (final.waiting or final.running)))
+
+
+def _cores() -> int:
+    """The cores this process may use (a Slurm task's --cpus-per-task, a taskset), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def _payload_config(cc: CompareConfig, device: str | None) -> dict[str, Any]:
@@ -348,7 +380,7 @@ def _supervise(
         payload = {
             "config": _payload_config(cc, device),
             "storage": storage,
-            "threads": max(1, (os.cpu_count() or 1) // workers) if on_cpu else None,
+            "threads": max(1, _cores() // workers) if on_cpu else None,
             "progress": show_progress,
             "poll_s": poll_s,
         }
@@ -373,33 +405,54 @@ def _supervise(
                     echo(f"worker {i} (pid {p.pid}) ended with exit code {p.exitcode}; starting another")
                     procs[i] = start(i)
                     restarts += 1
-    except KeyboardInterrupt:
-        for p in procs.values():  # Ctrl-C reached them too; SIGTERM may have reached this process only
-            p.terminate()
+    except KeyboardInterrupt as e:
+        # Ctrl-C reached the workers too (one process group): let them finish their step, checkpoint and end
+        # their runs KILLED; a SIGTERM may have reached this process only: pass it on (once: a second
+        # signal cuts a worker's shutdown short, bench.signals)
+        if getattr(e, "signum", signal.SIGINT) != signal.SIGINT:
+            for p in procs.values():
+                p.terminate()
         for p in procs.values():
-            p.join()
+            p.join(timeout=120)
+        for p in procs.values():
+            if p.is_alive():
+                p.kill()
         raise
 
 
-def grid_results(cc: CompareConfig, tracker: Tracker) -> list[RunResult]:
-    """The latest run of each cell in the MLflow experiment (FAILED with a reason when a cell has none)."""
+def grid_results(
+    cc: CompareConfig, tracker: Tracker, study: optuna.Study | None = None, settled: bool = False
+) -> list[RunResult]:
+    """The latest run of each cell in the MLflow experiment. With ``settled`` (no trial waits or runs), a run
+    still RUNNING has no worker left (its cell was given up after :data:`MAX_TAKEOVERS` deaths): it is ended
+    FAILED; otherwise it is reported as it stands (another host may be running it).
+    A cell with no run is FAILED with its trial's ``failure`` attribute, when ``study`` is given."""
+    why = {}
+    for t in study.get_trials(deepcopy=False) if study is not None else []:
+        if FAILURE in t.user_attrs:
+            why[t.user_attrs.get(CELL)] = str(t.user_attrs[FAILURE])
     previous = previous_runs(tracker, cc)
     out = []
     for cfg in cc.runs():
+        cell = f"{cfg.arch}/{cfg.seed}"
         r = previous.get((cfg.arch, cfg.seed))
         if r is None:
-            out.append(RunResult(cfg.arch, cfg.seed, None, FAILED, error="no run was recorded"))
-        else:
-            status = r["status"]
-            error = None if status == FINISHED else r["tags"].get(keys.TAG_FAILURE, status)
-            out.append(RunResult(cfg.arch, cfg.seed, r["run_id"], status, r["metrics"], error=error))
+            out.append(RunResult(cfg.arch, cfg.seed, None, FAILED, error=why.get(cell, "no run was recorded")))
+            continue
+        status, error = r["status"], None
+        if status == "RUNNING" and settled:
+            error = f"its worker died {MAX_TAKEOVERS} times; given up"
+            tracker.attach(r["run_id"]).end(FAILED, error)
+            status = FAILED
+        elif status != FINISHED:
+            error = r["tags"].get(keys.TAG_FAILURE, status)
+        out.append(RunResult(cfg.arch, cfg.seed, r["run_id"], status, r["metrics"], error=error))
     if cc.eval.enabled:
         floors = [r for r in tracker.search_runs([cc.experiment]) if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR]
         done = [r for r in floors if r["status"] == FINISHED]
         if done:
             out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], done[0]["run_id"], FINISHED, done[0]["metrics"]))
         else:
-            out.append(
-                RunResult(keys.KIND_FLOOR, cc.seeds[0], None, FAILED, error="the real-data floor did not finish")
-            )
+            error = why.get(FLOOR_CELL, "the real-data floor did not finish")
+            out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], None, FAILED, error=error))
     return out

@@ -82,7 +82,7 @@ def test_two_workers_on_the_journal_run_each_cell_once(workdir, mnist_root):
     study = _study(workdir, "g2")
     assert _complete_cells(study) == Counter(["vanilla/0", "vanilla/1", "cgan/0", "cgan/1", "real-floor"])
     workers = {t.user_attrs[grid.WORKER] for t in study.trials if t.state.name == "COMPLETE"}
-    assert len(workers) == 2 and all(w.startswith(socket.gethostname() + ":") for w in workers)
+    assert len(workers) == 2 and all(w.startswith(socket.gethostname()) for w in workers)
     table = r.stdout
     assert re.search(r"^vanilla\s.*\s2$", table, re.M) and re.search(r"^cgan\s.*\s2$", table, re.M), table
     # the same command again: the grid is settled, nothing is trained twice
@@ -102,7 +102,7 @@ def test_reconcile_enqueues_each_cell_once_and_takes_over_dead_workers(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     a, b, c = study.ask(), study.ask(), study.ask()  # workers took vanilla/0, vanilla/1 and the floor
-    a.set_user_attr(grid.WORKER, f"{socket.gethostname()}:{dead.pid}")  # this host, gone
+    a.set_user_attr(grid.WORKER, f"{grid._host()}:{dead.pid}")  # this host, gone
     b.set_user_attr(grid.WORKER, "another-host:1")  # only its heartbeat could tell
     c.set_user_attr(grid.WORKER, "another-host:2")
     state = grid.reconcile(study, cells)
@@ -118,10 +118,12 @@ def test_reconcile_enqueues_each_cell_once_and_takes_over_dead_workers(tmp_path)
         )
         taken = study.ask()
         assert taken.number == t.number
-        taken.set_user_attr(grid.WORKER, f"{socket.gethostname()}:{dead.pid}")
+        taken.set_user_attr(grid.WORKER, f"{grid._host()}:{dead.pid}")
         grid.reconcile(study, cells)
     state = grid.reconcile(study, cells)
     assert "vanilla/0" not in state.enqueued and state.settled == 1
+    state = grid.reconcile(study, cells, retry_failed=True)  # --resume: once more, deaths counted afresh
+    assert state.enqueued == ["vanilla/0"] and grid.reconcile(study, cells).enqueued == []
     other = load_compare_config(
         None, [f'workdir="{tmp_path}"', "train.steps=7"], overrides={"archs": ["vanilla"], "seeds": [0, 1]}
     )
@@ -175,13 +177,19 @@ def test_line_progress_every_tenth_or_minute():
     assert steps[6:9] == [530, 560, 590] and steps[-1] == 1000  # 30 steps x 2 s = 60 s
     assert all(len(line.rstrip("\n")) <= 80 for line in out)
     assert "ETA 0:25" in out[5] and out[-1].rstrip().endswith("done") and "D 0.4 G 2.1" in out[-1]
+    out.clear()  # the longest name and fields a line carries still fit 80 columns
+    task = p.add_task("sngan-projection s4", total=46850, completed=0, losses="", speed="")
+    now[0] += 600
+    p.update(task, completed=2000, losses="D -0.412 G -2.91", speed="12345 img/s")
+    assert len(out) == 2 and all(len(line.rstrip("\n")) <= 80 for line in out), out
+    assert "2000/46850" in out[1] and "12345 img/s ETA 3:44:15" in out[1]
 
 
 @pytest.mark.slow
 def test_plain_lines_when_output_is_not_a_terminal(workdir, mnist_root):
     r = CliRunner().invoke(app, ["compare", "vanilla", "--steps", "20", "--experiment", "lines", *_sets(workdir)])
     assert r.exit_code == 0, r.output
-    progress = [line for line in r.stderr.splitlines() if re.match(r"\d\d:\d\d:\d\d  vanilla s0 ", line)]
+    progress = [line for line in r.stderr.splitlines() if re.match(r"\d\d:\d\d:\d\d vanilla s0 ", line)]
     assert len(progress) >= 3 and "100%" in progress[-1]
     assert re.search(r"^vanilla seed 0: FINISHED  FID \S+ \(lenet-mnist\)  20 steps in", r.stderr, re.M)
     assert "real-data floor: FINISHED" in r.stderr and "━" not in r.stderr  # no rich bar in a log
@@ -214,7 +222,7 @@ def test_kill_9_of_a_worker_is_taken_over_from_its_checkpoint(workdir, mnist_roo
     try:
         while time.time() < deadline and victim is None:
             assert proc.poll() is None, f"the grid ended before a worker could be killed:\n{log.read_text()}"
-            lines_while_running |= bool(re.search(r"vanilla s\d +\d+/3000 +\d+%", log.read_text()))
+            lines_while_running |= bool(re.search(r"vanilla s\d +[1-9]\d*/3000 \d+%", log.read_text()))
             if (workdir / "optuna" / f"compare-{exp}.journal").exists():
                 for t in _study(workdir, exp).get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                     step = _checkpoint_step(workdir, exp, t.user_attrs.get(grid.CELL, "x/x"))
