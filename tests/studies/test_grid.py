@@ -226,7 +226,7 @@ def test_kill_9_of_a_worker_is_taken_over_from_its_checkpoint(workdir, mnist_roo
             if (workdir / "optuna" / f"compare-{exp}.journal").exists():
                 for t in _study(workdir, exp).get_trials(states=(optuna.trial.TrialState.RUNNING,)):
                     step = _checkpoint_step(workdir, exp, t.user_attrs.get(grid.CELL, "x/x"))
-                    if grid.WORKER in t.user_attrs and step is not None and step >= 100:
+                    if grid.WORKER in t.user_attrs and step is not None and step >= 400:  # past a 10 % line
                         victim, killed_at = t, step
                         break
             time.sleep(0.1)
