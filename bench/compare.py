@@ -42,6 +42,12 @@ def previous_runs(tracker: Tracker, cc: CompareConfig) -> dict[tuple[str, int], 
     return out
 
 
+def prepare_all(cc: CompareConfig, device: Any) -> None:
+    """Check every architecture of ``cc`` (:func:`bench.run.prepare`) before the first run starts."""
+    for cfg in {r.arch: r for r in cc.runs()}.values():
+        prepare(cfg, device)
+
+
 def run_line(r: RunResult, extractor: str) -> str:
     """One line for a run that ended, as a log shows it: ``dcgan seed 0: FINISHED  FID 293.1 (lenet-mnist)
     46850 steps in 52.1 min`` (the floor: its FID only; a run that did not finish: its status and why)."""
@@ -93,9 +99,7 @@ def compare(
     evaluation on, the real-data floor (training images scored as samples) is added as a reference run.
     """
     runs = cc.runs()
-    device = resolve_device(cc.train.device)
-    for cfg in {r.arch: r for r in runs}.values():  # every architecture, before the first run starts
-        prepare(cfg, device)
+    prepare_all(cc, resolve_device(cc.train.device))
     tracker = Tracker(cc.workdir)
     results: list[RunResult] = []
     previous = previous_runs(tracker, cc) if resume else {}

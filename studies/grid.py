@@ -50,14 +50,14 @@ from typing import Any
 import optuna
 
 from bench import keys, signals
-from bench.compare import CompareResult, previous_runs, run_cell, run_line
+from bench.compare import CompareResult, prepare_all, previous_runs, run_cell, run_line
 from bench.config import CompareConfig, flatten, load_compare_config
 from bench.errors import ConfigError
 from bench.harness import resolve_device
 from bench.hooks import LineProgress, progress_bar
-from bench.run import FAILED, FINISHED, RunResult, floor, prepare
+from bench.run import FAILED, FINISHED, RunResult, floor
 from bench.tracking import Tracker
-from studies.runner import STALE, open_storage
+from studies.runner import STALE, open_storage, quiet_optuna
 
 CELL, WORKER, FAILURE = "ganbench.cell", "ganbench.worker", "failure"
 FLOOR_CELL = "real-floor"
@@ -121,7 +121,7 @@ def open_grid(cc: CompareConfig, storage: str | None, create: bool = True) -> op
 
     Raises UserError for a storage that cannot be opened, or when the experiment's grid exists with another
     config (the key that differs is named): a grid's runs must share one budget and protocol."""
-    _quiet_optuna()
+    quiet_optuna()
     name = study_name(cc.experiment)
     st = open_storage(storage, cc.workdir, name)
     study = optuna.create_study(storage=st, study_name=name, load_if_exists=True) if create else None
@@ -209,14 +209,16 @@ def reconcile(study: optuna.Study, grid: list[str], retry_failed: bool = False) 
     return GridState(waiting, running, settled, enqueued)
 
 
+def _floor_runs(cc: CompareConfig, tracker: Tracker) -> list[dict[str, Any]]:
+    """The experiment's real-data floor runs, oldest first."""
+    runs = sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"])
+    return [r for r in runs if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR]
+
+
 def _floor_cell(cc: CompareConfig, tracker: Tracker) -> RunResult:
     """The real-data floor of the grid: kept if a floor run of the experiment FINISHED, else (re)computed (a
     floor run left RUNNING by a dead worker is ended KILLED first)."""
-    runs = [
-        r
-        for r in sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"])
-        if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR
-    ]
+    runs = _floor_runs(cc, tracker)
     if runs and runs[-1]["status"] == FINISHED:
         return RunResult(keys.KIND_FLOOR, cc.seeds[0], runs[-1]["run_id"], FINISHED, runs[-1]["metrics"])
     for r in runs:
@@ -283,15 +285,10 @@ def work(study: optuna.Study, cc: CompareConfig, tracker: Tracker, progress: Any
             return
 
 
-def _quiet_optuna() -> None:
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed run: our one line
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-
-
 def _worker(payload: dict[str, Any]) -> None:
     """A worker process (spawned): its device and torch threads, then :func:`work` with plain progress lines."""
     signals.install()
-    _quiet_optuna()
+    quiet_optuna()
     try:
         if payload["threads"]:
             import torch
@@ -330,8 +327,7 @@ def run_grid(
             resolve_device(d)
         except ConfigError as e:
             raise ConfigError(str(e).replace("train.device = ", "--devices ", 1)) from None
-    for cfg in {r.arch: r for r in cc.runs()}.values():  # every architecture, before anything is written
-        prepare(cfg, resolve_device(devices[0] if devices else cc.train.device))
+    prepare_all(cc, resolve_device(devices[0] if devices else cc.train.device))  # before anything is written
     study = open_grid(cc, storage)
     state = reconcile(study, cells(cc), retry_failed=resume)
     tracker = Tracker(cc.workdir)
@@ -448,8 +444,7 @@ def grid_results(
             error = r["tags"].get(keys.TAG_FAILURE, status)
         out.append(RunResult(cfg.arch, cfg.seed, r["run_id"], status, r["metrics"], error=error))
     if cc.eval.enabled:
-        floors = [r for r in tracker.search_runs([cc.experiment]) if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR]
-        done = [r for r in floors if r["status"] == FINISHED]
+        done = [r for r in _floor_runs(cc, tracker) if r["status"] == FINISHED]
         if done:
             out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], done[0]["run_id"], FINISHED, done[0]["metrics"]))
         else:

@@ -123,6 +123,12 @@ def load_study(
     return sc, cc, space
 
 
+def quiet_optuna() -> None:
+    """Optuna's own log lines off (a failure gets our one line) and its experimental-feature warnings."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def open_storage(url: str | None, workdir: str | os.PathLike[str], name: str) -> optuna.storages.BaseStorage:
     """The journal file ``<workdir>/optuna/<name>.journal`` by default, or an RDB storage with heartbeats.
 
@@ -214,8 +220,7 @@ def _state_callback(tracker: Tracker):
 
 def _worker(payload: dict[str, Any], n_trials: int, worker: int) -> None:
     """One worker process: load the study and run ``n_trials`` trials of it."""
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: our one line each
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet_optuna()
     if payload.get("threads"):  # K processes on one CPU: share the cores instead of oversubscribing them
         import torch
 
@@ -255,8 +260,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
     journal storage are marked FAIL ("stale") first (the journal has no heartbeat; run one launcher per
     study and host) and do not count toward ``sc.trials``. Raises UserError for bad storage.
     """
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures: our one line each
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet_optuna()
     prepare(cc.run(sc.arch, sc.seed), resolve_device(cc.train.device))  # data, extractors: before any file
     storage = open_storage(sc.storage, cc.workdir, sc.study_name)
     study = optuna.create_study(
