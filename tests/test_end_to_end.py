@@ -151,7 +151,10 @@ def test_keep_best_then_eval_a_run_logs_back(fast_sets, workdir, mnist_root):
     assert run["status"] == "FINISHED"  # re-evaluation does not reopen the run
     assert run["tags"]["protocol.lenet-mnist.n_samples"] == "300"
     fid = keys.eval_key("lenet-mnist", keys.FID)
-    assert len(Tracker(workdir).metric_history(run_id, fid)) == 2
+    t = Tracker(workdir)
+    raw = sorted(t.client.get_metric_history(run_id, fid), key=lambda m: m.timestamp)
+    assert [m.step for m in raw] == [6, 6]  # the re-evaluation is logged beside the first, at the final step
+    assert t.metric_history(run_id, fid) == [(6, raw[1].value, raw[1].timestamp)]  # curves take the later one
 
     r = runner.invoke(app, ["eval", "not-a-run-or-file", "--workdir", str(workdir)])
     assert r.exit_code == 2 and "neither a checkpoint file nor an MLflow run" in r.stderr
