@@ -13,7 +13,7 @@ from typing import Any
 
 from bench import keys
 from bench.config import CompareConfig, RunConfig
-from bench.errors import UserError
+from bench.errors import TakenOver, UserError
 from bench.harness import resolve_device
 from bench.hooks import progress_bar
 from bench.run import FAILED, FINISHED, RunResult, floor, prepare, run_paths, train
@@ -63,11 +63,18 @@ def run_line(r: RunResult, extractor: str) -> str:
     return "  ".join(parts)
 
 
-def run_cell(cfg: RunConfig, tracker: Tracker, progress: Any, prev: dict[str, Any] | None) -> RunResult:
+def run_cell(
+    cfg: RunConfig,
+    tracker: Tracker,
+    progress: Any,
+    prev: dict[str, Any] | None,
+    owner: Callable[[], bool] | None = None,
+) -> RunResult:
     """One (architecture, seed) of the grid, given its latest run ``prev`` in the experiment (None: none or
     not resuming): a FINISHED one is kept (no training), a KILLED or RUNNING one continues from its checkpoint
     (one left RUNNING without a checkpoint, by a worker killed before its first one, is ended KILLED and the run
-    starts again), anything else starts a new run. A run that raises is returned FAILED; UserError propagates."""
+    starts again), anything else starts a new run. A run that raises is returned FAILED; UserError and
+    TakenOver (``owner``: see :func:`bench.run.train`) propagate."""
     if prev is not None and prev["status"] == FINISHED:
         return RunResult(cfg.arch, cfg.seed, prev["run_id"], FINISHED, prev["metrics"])
     ckpt = None
@@ -77,8 +84,8 @@ def run_cell(cfg: RunConfig, tracker: Tracker, progress: Any, prev: dict[str, An
         if ckpt is None and prev["status"] == "RUNNING":
             tracker.attach(prev["run_id"]).end("KILLED", "its process died before its first checkpoint")
     try:
-        return train(cfg, tracker, progress, resume=ckpt)
-    except UserError:
+        return train(cfg, tracker, progress, resume=ckpt, owner=owner)
+    except (UserError, TakenOver):
         raise
     except Exception as e:  # e.g. a plugin whose build() raises: the comparison goes on
         return RunResult(cfg.arch, cfg.seed, None, FAILED, error=f"{type(e).__name__}: {e}")

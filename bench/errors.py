@@ -14,6 +14,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "DataError",
+    "TakenOver",
     "TrainingDiverged",
     "UnknownNameError",
     "UserError",
@@ -30,6 +31,12 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint file that is missing, truncated, or not a ganbench checkpoint."""
+
+
+class TakenOver(Exception):
+    """Another worker of a shared grid took this run over (this worker looked dead to it, e.g. its heartbeat
+    stopped): this process stops at once and leaves the run, its MLflow status and its checkpoint to the other.
+    """
 
 
 class TrainingDiverged(RuntimeError):

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from bench import keys
+from bench.errors import TakenOver
 from bench.trainer import Hook, StepOutput, Trainer
 
 if TYPE_CHECKING:
@@ -350,10 +351,18 @@ class PeriodicEval(Hook):
 
 class Checkpointer(Hook):
     """Write ``path`` atomically every ``every`` steps and at the end, unless the run was pruned (see
-    ``bench.checkpoint``)."""
+    ``bench.checkpoint``).
 
-    def __init__(self, path: Path, every: int):
-        self.path, self.every = path, every
+    ``owner``: asked before each write whether this process still owns the run (a shared grid's worker:
+    whether its trial is still its own); False raises :class:`bench.errors.TakenOver` and nothing is written.
+    """
+
+    def __init__(self, path: Path, every: int, owner: Callable[[], bool] | None = None):
+        self.path, self.every, self.owner = path, every, owner
+
+    def _still_owner(self, step: int) -> None:
+        if self.owner is not None and not self.owner():
+            raise TakenOver(f"another worker took this run over; this one stops at step {step} and leaves it")
 
     def on_fit_start(self, trainer: Trainer) -> None:
         if trainer.step > 0 and self.path.is_file():  # a resumed run: its checkpoint is the last good one
@@ -361,10 +370,12 @@ class Checkpointer(Hook):
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         if self.every and out.step % self.every == 0 and out.step != trainer.total_steps:
+            self._still_owner(out.step)
             trainer.save_checkpoint(self.path)
 
     def on_fit_end(self, trainer: Trainer) -> None:
         if trainer.stop_reason != PRUNED:  # a pruned run is abandoned: no final checkpoint to keep
+            self._still_owner(trainer.step)
             trainer.save_checkpoint(self.path)
 
     def on_interrupt(self, trainer: Trainer) -> None:

@@ -22,7 +22,7 @@ from bench import checkpoint, keys
 from bench.atomic import write_text
 from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
 from bench.data import BatchSampler, ImageData, check_batch_size, load
-from bench.errors import CheckpointError, ConfigError, UserError
+from bench.errors import CheckpointError, ConfigError, TakenOver, UserError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
 from bench.hooks import PRUNED as STOP_PRUNED
 from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid
@@ -132,6 +132,7 @@ def standard_hooks(
     device: torch.device,
     progress: Any = None,
     prune: Callable[[int, dict[str, float]], bool] | None = None,
+    owner: Callable[[], bool] | None = None,
 ) -> tuple[list[Hook], PeriodicEval | None]:
     """The hooks of a tracked run, in order: NaN guard, MLflow curves, sample grids, the FID curve (if
     evaluation is on; returned too, for its best value), checkpoints, and a progress-bar task."""
@@ -147,7 +148,7 @@ def standard_hooks(
         fid = training_metrics(prep.reference, cfg.eval, cfg.workdir, cfg.seed, device, weights)
         curve = PeriodicEval(fid, t.eval_every, run, best_path=paths.best if t.keep_best else None, prune=prune)
         hooks.append(curve)
-    hooks.append(Checkpointer(paths.checkpoint, t.checkpoint_every))
+    hooks.append(Checkpointer(paths.checkpoint, t.checkpoint_every, owner))
     if progress is not None:
         hooks.append(ProgressHook(progress, f"{cfg.arch} s{cfg.seed}"))
     return hooks, curve
@@ -161,6 +162,7 @@ def train(
     tags: dict[str, Any] | None = None,
     run_name: str | None = None,
     prune: Callable[[int, dict[str, float]], bool] | None = None,
+    owner: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Train, evaluate and track one (architecture, seed) run; returns its :class:`RunResult`.
 
@@ -171,6 +173,8 @@ def train(
         tags / run_name: extra MLflow tags and a run name (e.g. for a study's trial runs).
         prune: called with ``(step, metrics)`` after each evaluation of the FID curve; True stops the run
             as PRUNED.
+        owner: asked before each checkpoint write whether this process still owns the run (a shared grid);
+            False raises TakenOver, and the run and its checkpoint are left to the process that took it over.
 
     Raises UserError for bad input, before a run starts (and for a checkpoint that cannot be written).
     A run that diverges or raises ends FAILED and is returned so; Ctrl-C ends it KILLED and propagates.
@@ -199,7 +203,7 @@ def train(
                 run.log_params(
                     {**cfg.flat(), **prep.plan.params(cfg.eval), "loss": gan.loss_name, "torch": torch.__version__}
                 )
-            hooks, curve = standard_hooks(cfg, run, paths, prep, device, progress, prune)
+            hooks, curve = standard_hooks(cfg, run, paths, prep, device, progress, prune, owner)
             result = fit(gan, sampler, cfg, device, hooks, resume=state, extra_state={"mlflow_run_id": run.run_id})
             run.set_tags({keys.TAG_DEVICE: result.timing.device, keys.TAG_PEAK_MEM_KIND: result.timing.peak_mem_kind})
             metrics = _fit_metrics(result)
@@ -222,7 +226,7 @@ def train(
             write_text(paths.config, json.dumps(cfg.to_dict(), indent=2, default=list))
             run.log_artifact(paths.config)
             run.log_artifact(paths.checkpoint, "checkpoint")
-    except UserError:
+    except (UserError, TakenOver):
         raise
     except Exception as e:  # the run ended FAILED (bench.tracking); the result says why
         return RunResult(cfg.arch, cfg.seed, run.run_id if run else None, FAILED, error=f"{type(e).__name__}: {e}")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import keys, signals  # keys re-exported: reports import the keys from here
-from bench.errors import UserError
+from bench.errors import TakenOver, UserError
 
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 
@@ -244,7 +244,8 @@ class Tracker:
         self, experiment: str, run_name: str, tags: dict[str, Any] | None = None, run_id: str | None = None
     ) -> Iterator[Run]:
         """Start (or, with ``run_id``, reopen) a run. It ends FINISHED when the body completes (or as
-        :meth:`Run.end_as` said), KILLED on Ctrl-C / SIGTERM, FAILED on any other exception."""
+        :meth:`Run.end_as` said), KILLED on Ctrl-C / SIGTERM, FAILED on any other exception but
+        :class:`bench.errors.TakenOver`, which leaves the run as it is (another process continues it)."""
         from mlflow.entities import RunStatus
 
         with signals.deferred():
@@ -259,6 +260,8 @@ class Tracker:
             yield run
         except KeyboardInterrupt as e:  # e.g. SIGTERM (bench.signals)
             run.end(RunStatus.to_string(RunStatus.KILLED), str(e) or "interrupted (KeyboardInterrupt)")
+            raise
+        except TakenOver:
             raise
         except BaseException as e:
             run.end(RunStatus.to_string(RunStatus.FAILED), f"{type(e).__name__}: {e}")

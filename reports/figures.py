@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench.atomic import write_atomic  # noqa: E402
 from bench.tracking import Tracker, keys  # noqa: E402
 from reports.tables import arch_order, augment_ks  # noqa: E402
 
@@ -37,8 +38,9 @@ def _runs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _save(fig: plt.Figure, out_dir: Path, name: str) -> Path:
-    for ext in ("png", "pdf"):
-        fig.savefig(out_dir / f"{name}.{ext}", dpi=150, bbox_inches="tight")
+    for ext in ("png", "pdf"):  # atomic: hosts of a shared grid each write the report into one workspace
+        path = out_dir / f"{name}.{ext}"
+        write_atomic(path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=150, bbox_inches="tight"))
     plt.close(fig)
     return out_dir / f"{name}.png"
 

@@ -52,12 +52,12 @@ import optuna
 from bench import keys, signals
 from bench.compare import CompareResult, prepare_all, previous_runs, run_cell, run_line
 from bench.config import CompareConfig, flatten, load_compare_config
-from bench.errors import ConfigError
+from bench.errors import ConfigError, TakenOver
 from bench.harness import resolve_device
 from bench.hooks import LineProgress, progress_bar
 from bench.run import FAILED, FINISHED, RunResult, floor
 from bench.tracking import Tracker
-from studies.runner import STALE, open_storage, quiet_optuna
+from studies.runner import STALE, cores, open_storage, quiet_optuna
 
 CELL, WORKER, FAILURE = "ganbench.cell", "ganbench.worker", "failure"
 FLOOR_CELL = "real-floor"
@@ -65,7 +65,7 @@ RETRY = "retry/"  # study user attribute prefix: retry/<cell> = the trial number
 INTERRUPTED = "interrupted/"  # study user attribute prefix: interrupted/<number> = the worker Ctrl-C stopped
 MAX_TAKEOVERS = 3  # a cell whose worker died this many times is settled as failed (e.g. it kills its process)
 _LIVE = (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING)
-_IDENTITY_SKIP = ("archs", "seeds", "workdir", "train.device")  # may differ between hosts and invocations
+_IDENTITY_SKIP = ("archs", "seeds", "workdir", "train.device", "data.root")  # may differ between hosts, invocations
 
 
 def study_name(experiment: str) -> str:
@@ -80,22 +80,38 @@ def cells(cc: CompareConfig) -> list[str]:
 
 
 def _host() -> str:
-    """This host as a worker id names it: the hostname plus the pid namespace (containers that share a
-    hostname, e.g. ``--net=host``, do not share pids), where Linux tells it."""
+    """This host as a worker id names it: the hostname, the kernel's boot id (two machines may share a
+    hostname) and the pid namespace (containers that share a hostname, e.g. ``--net=host``, do not share
+    pids), where Linux tells them."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8])
+    with contextlib.suppress(OSError):
+        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
+    return "/".join(parts)
+
+
+def _started(pid: int | str) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, field 22 of ``/proc/<pid>/stat``), or None
+    where there is no such process or no ``/proc``. With the pid it names one process: pids are reused."""
     try:
-        return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
-    except OSError:
-        return socket.gethostname()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def worker_id() -> str:
-    return f"{_host()}:{os.getpid()}"
+    """``<host>:<pid>``, with ``@<start time>`` where Linux tells it (see :func:`_started`)."""
+    start = _started(os.getpid())
+    return f"{_host()}:{os.getpid()}" + (f"@{start}" if start else "")
 
 
 def _alive(worker: str) -> bool:
-    """Whether the worker ``host:pid`` may still be running (True for another host: only its heartbeat can
-    tell). A zombie (exited, not yet reaped by its parent) counts as dead."""
-    host, _, pid = worker.rpartition(":")
+    """Whether the worker ``host:pid[@start]`` may still be running (True for another host: only its heartbeat
+    can tell). A zombie (exited, not yet reaped by its parent) counts as dead, and so does a process that
+    started at another time (its pid was reused)."""
+    host, _, proc = worker.rpartition(":")
+    pid, _, start = proc.partition("@")
     if host != _host() or not pid.isdigit():
         return True
     try:
@@ -104,6 +120,8 @@ def _alive(worker: str) -> bool:
         return False
     except PermissionError:
         return True
+    if start and _started(pid) not in (start, None):
+        return False
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
@@ -131,7 +149,7 @@ def open_grid(cc: CompareConfig, storage: str | None, create: bool = True) -> op
     if stored is None:
         with signals.deferred():
             study.set_user_attr("config", json.dumps(mine))
-        return study
+        stored = optuna.load_study(study_name=name, storage=st).user_attrs["config"]  # two first hosts: one wins
     theirs = json.loads(stored)
     diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
     if diff:
@@ -227,6 +245,17 @@ def _floor_cell(cc: CompareConfig, tracker: Tracker) -> RunResult:
     return floor(cc, tracker)
 
 
+def _owns(trial: optuna.Trial) -> bool:
+    """Whether ``trial`` is still RUNNING in the storage, i.e. no other worker took its cell over (which it
+    does when this worker looked dead: a heartbeat that stopped, a process paused past the grace period).
+    True when the storage cannot be read: a glitch of the database is not a takeover."""
+    try:
+        (t,) = [t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number]
+    except Exception:
+        return True
+    return t.state == optuna.trial.TrialState.RUNNING
+
+
 def _objective(trial: optuna.Trial, cc: CompareConfig, tracker: Tracker, progress: Any) -> float:
     """Run the trial's cell; returns its primary FID (0 without evaluation). A FAILED run raises, recorded in
     the trial's ``failure`` attribute; a duplicate or an empty trial is pruned."""
@@ -247,7 +276,10 @@ def _objective(trial: optuna.Trial, cc: CompareConfig, tracker: Tracker, progres
         else:
             arch, seed = cell.rsplit("/", 1)
             prev = previous_runs(tracker, cc).get((arch, int(seed)))
-            result = run_cell(cc.run(arch, int(seed)), tracker, progress, prev)
+            result = run_cell(cc.run(arch, int(seed)), tracker, progress, prev, owner=lambda: _owns(trial))
+    except TakenOver as e:  # the trial is another's now (failed as stale): nothing of it is touched here
+        print(f"{cell}: {e}", file=sys.stderr, flush=True)
+        raise
     except Exception as e:  # bad input found late: settled as failed, never retried in a loop
         print(f"{cell}: FAILED: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
         with signals.deferred():
@@ -342,14 +374,6 @@ def run_grid(
     return CompareResult(grid_results(cc, tracker, study, settled=not (final.waiting or final.running)))
 
 
-def _cores() -> int:
-    """The cores this process may use (a Slurm task's --cpus-per-task, a taskset), else all of them."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _payload_config(cc: CompareConfig, device: str | None) -> dict[str, Any]:
     config = dataclasses.asdict(cc)
     if device is not None:
@@ -376,7 +400,7 @@ def _supervise(
         payload = {
             "config": _payload_config(cc, device),
             "storage": storage,
-            "threads": max(1, _cores() // workers) if on_cpu else None,
+            "threads": max(1, cores() // workers) if on_cpu else None,
             "progress": show_progress,
             "poll_s": poll_s,
         }
@@ -403,8 +427,8 @@ def _supervise(
                     restarts += 1
     except KeyboardInterrupt as e:
         # Ctrl-C reached the workers too (one process group): let them finish their step, checkpoint and end
-        # their runs KILLED; a SIGTERM may have reached this process only: pass it on (once: a second
-        # signal cuts a worker's shutdown short, bench.signals)
+        # their runs KILLED; a SIGTERM may have reached this process only: pass it on (a worker that got it
+        # already, from a batch system signalling the whole job, ignores the repeat: bench.signals)
         if getattr(e, "signum", signal.SIGINT) != signal.SIGINT:
             for p in procs.values():
                 p.terminate()

@@ -249,13 +249,21 @@ def _shares(n: int, workers: int) -> list[int]:
     return [n // workers + (1 if i < n % workers else 0) for i in range(workers)]
 
 
+def cores() -> int:
+    """The cores this process may use (a Slurm task's --cpus-per-task, a taskset), else all of them."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.Study, dict | None]:
     """Create or resume the study and run it to ``sc.trials`` finished trials with ``sc.workers`` processes.
 
     Returns the study and this invocation's throughput record (see
     :func:`studies.throughput.record_throughput`), or None when the study had no trials left to run.
 
-    With several workers each process gets ``cpu_count // workers`` torch threads (measured on 2 cores:
+    With several workers each process gets ``cores() // workers`` torch threads (measured on 2 cores:
     two 2-thread workers were 4.5x slower than one). Trials of an earlier, killed process still RUNNING in a
     journal storage are marked FAIL ("stale") first (the journal has no heartbeat; run one launcher per
     study and host) and do not count toward ``sc.trials``. Raises UserError for bad storage.
@@ -300,7 +308,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
         done = _n_finished(study)
         t0 = time.perf_counter()
         shares = [n for n in _shares(max(0, sc.trials - done), sc.workers) if n]
-        threads = max(1, (os.cpu_count() or 1) // len(shares)) if len(shares) > 1 else None
+        threads = max(1, cores() // len(shares)) if len(shares) > 1 else None
         payload = {
             "study": dataclasses.asdict(sc),
             "base": base,

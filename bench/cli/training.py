@@ -52,7 +52,12 @@ def compare(
     compile_: CompileOpt = None,
     report: Annotated[bool, typer.Option(help="Write the report at the end.")] = True,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Skip runs that FINISHED; continue interrupted ones from their checkpoint.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Skip runs that FINISHED; continue interrupted ones from their checkpoint. A shared grid "
+            "always does; there --resume also runs FAILED ones again.",
+        ),
     ] = False,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes on this host that share the grid [1, or one per --devices].")

@@ -122,3 +122,23 @@ def test_deferred_blocks_nest_and_a_second_signal_interrupts_at_once(signals_ins
     assert e.value.exit_code == 130
     with s.deferred():  # the first signal was dropped with the second one: one exception per interruption
         pass
+
+
+def test_a_repeated_sigterm_does_not_cut_the_shutdown_short(signals_installed):
+    """Slurm signals every process of a job and the grid's launcher passes its SIGTERM on: a worker gets two."""
+    import os
+    import signal
+
+    s = signals_installed
+    with pytest.raises(s.Interrupted) as e, s.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # the same request: the block still finishes
+        finished = True
+    assert finished and e.value.exit_code == 143
+    with s.deferred():  # the shutdown's own writes (checkpoint, run ended KILLED)
+        os.kill(os.getpid(), signal.SIGTERM)
+    os.kill(os.getpid(), signal.SIGTERM)  # outside a block too
+    with pytest.raises(s.Interrupted), s.deferred():  # Ctrl-C still forces
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        raise AssertionError("a second SIGINT must interrupt inside the block")
