@@ -91,19 +91,21 @@ def _host() -> str:
     return "/".join(parts)
 
 
-def _started(pid: int | str) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot, field 22 of ``/proc/<pid>/stat``), or None
-    where there is no such process or no ``/proc``. With the pid it names one process: pids are reused."""
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first, start time 20th), or None
+    where there is no such process or no ``/proc``."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    return fields if len(fields) > 19 else None
 
 
 def worker_id() -> str:
-    """``<host>:<pid>``, with ``@<start time>`` where Linux tells it (see :func:`_started`)."""
-    start = _started(os.getpid())
-    return f"{_host()}:{os.getpid()}" + (f"@{start}" if start else "")
+    """``<host>:<pid>``, with ``@<start time>`` (clock ticks since boot: with the pid it names one process,
+    pids are reused) where Linux tells it."""
+    stat = _stat(os.getpid())
+    return f"{_host()}:{os.getpid()}" + (f"@{stat[19]}" if stat else "")
 
 
 def _alive(worker: str) -> bool:
@@ -120,12 +122,8 @@ def _alive(worker: str) -> bool:
         return False
     except PermissionError:
         return True
-    if start and _started(pid) not in (start, None):
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+    stat = _stat(pid)
+    return stat is None or (stat[0] != "Z" and (not start or stat[19] == start))
 
 
 def _identity(cc: CompareConfig) -> dict[str, Any]:
