@@ -13,16 +13,32 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    """The process's umask: read from /proc where Linux has it (setting it to read it back races with other
+    threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(f)`` on a temporary binary file beside ``path``, fsync it, rename it to ``path``.
 
-    Creates the parent folder. Any exception (OSError for a full disk included) removes the temporary file
-    and propagates; ``path`` is then untouched. Returns ``path``.
+    The file gets the permissions of one written with ``open()`` (0666 less the umask), so that a workspace
+    shared by a team stays readable to it. Creates the parent folder. Any exception (OSError for a full disk
+    included) removes the temporary file and propagates; ``path`` is then untouched. Returns ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # what open() gives: mkstemp's files are owner-only (0600)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

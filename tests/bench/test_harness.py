@@ -264,3 +264,19 @@ def test_the_schedule_sets_and_logs_both_rates_and_a_resume_continues_it(tmp_pat
     assert len(logged) == 3
     _fit(cfg, [Rates()], resume=checkpoint.load(ck))
     assert [g for g, _, _ in logged] == pytest.approx([lr_g * (1 - t / 6) for t in range(6)])
+
+
+def test_atomic_files_get_the_permissions_open_would_give(tmp_path):
+    """mkstemp makes owner-only files: a team's shared workspace would hide checkpoints and reports."""
+    import os
+
+    from bench.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        (tmp_path / "plain.txt").write_text("x")
+        path = write_text(tmp_path / "atomic.txt", "x")
+    finally:
+        os.umask(old)
+    mode = path.stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o644
