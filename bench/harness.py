@@ -33,7 +33,7 @@ from architectures.losses import LOSSES, gradient_penalty
 from architectures.registry import GAN, OptimSpec
 from bench import signals
 from bench.config import OPTIMIZER_IMPLS, RunConfig, TrainConfig
-from bench.data import Sampler
+from bench.data import BatchSource as Sampler
 from bench.errors import ConfigError
 from bench.timing import StepTimer, TimingSummary
 from bench.trainer import Hook, StepOutput, Trainer

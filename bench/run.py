@@ -21,7 +21,7 @@ from architectures import ARCHITECTURES, build_gan
 from bench import checkpoint, keys
 from bench.atomic import write_text
 from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
-from bench.data import BatchSampler, ImageData, check_batch_size, load
+from bench.data import ImageData, ShuffledBatches, check_batch_size, load
 from bench.errors import CheckpointError, ConfigError, TakenOver, UserError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
 from bench.hooks import PRUNED as STOP_PRUNED
@@ -187,7 +187,7 @@ def train(
     gan = build_gan(cfg.arch, cfg.model, data.image_shape, data.num_classes)
     if state is not None:
         checkpoint.check_resumable(state, cfg, gan, resume)
-    sampler = BatchSampler(data.images, cfg.train.batch_size, cfg.seed, device, data.labels)
+    sampler = ShuffledBatches(data.images, cfg.train.batch_size, cfg.seed, device, data.labels)
     run_id = (state or {}).get("mlflow_run_id")
     if run_id and tracker is None and not store_exists(cfg.workdir):
         raise CheckpointError(checkpoint.foreign_run(resume, run_id, f"{cfg.workdir} (no MLflow store there)"))

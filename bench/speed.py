@@ -29,7 +29,7 @@ import torch
 from architectures import build_gan
 from bench import keys
 from bench.config import CompareConfig, RunConfig
-from bench.data import DATASETS, BatchSampler, Sampler, image_shape, load, resolve_root
+from bench.data import DATASETS, BatchSource, ShuffledBatches, image_shape, load, resolve_root
 from bench.errors import DataError
 from bench.harness import FitResult, fit, resolve_device, seed_everything
 from bench.provenance import provenance_tags
@@ -37,8 +37,8 @@ from bench.timing import TimingSummary, device_name, summarize
 from bench.tracking import Tracker
 
 
-class LoaderSampler(Sampler):
-    """A ``DataLoader`` as a :class:`bench.data.Sampler`; each batch is copied to ``device``.
+class LoaderBatches(BatchSource):
+    """A ``DataLoader`` as a :class:`bench.data.BatchSource`; each batch is copied to ``device``.
 
     ``index`` is ignored: the loader's own shuffled order is used, as in a classic training script.
     """
@@ -85,7 +85,7 @@ def torchvision_dataset(cc: CompareConfig) -> torch.utils.data.Dataset:
         raise DataError(f"torchvision {cc.data.dataset} for the baseline is not available ({e})") from None
 
 
-def _time(cfg: RunConfig, sampler: Sampler, device: torch.device, image_shape: tuple[int, int, int], classes: int):
+def _time(cfg: RunConfig, sampler: BatchSource, device: torch.device, image_shape: tuple[int, int, int], classes: int):
     """One fit from the seed; returns it and the real images one generator step consumes."""
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, image_shape, classes)
@@ -135,11 +135,11 @@ def run_speed_benchmark(
             generator=torch.Generator().manual_seed(cc.seeds[0]),
         )  # fmt: skip
         paths = {  # name -> (config, sampler)
-            "baseline": (replace(run_cfg, train=classic), LoaderSampler(loader, device)),
-            "ganbench": (replace(run_cfg, train=train), BatchSampler(images, train.batch_size, seed, None, labels)),
+            "baseline": (replace(run_cfg, train=classic), LoaderBatches(loader, device)),
+            "ganbench": (replace(run_cfg, train=train), ShuffledBatches(images, train.batch_size, seed, None, labels)),
             bf16_name: (
                 replace(run_cfg, train=replace(train, precision="bf16", compile=compile_)),
-                BatchSampler(images, train.batch_size, seed, None, labels),
+                ShuffledBatches(images, train.batch_size, seed, None, labels),
             ),
         }
         names = list(paths)

@@ -21,7 +21,7 @@ from torch import Tensor
 from architectures.registry import GAN
 from bench import checkpoint, keys
 from bench.config import RunConfig
-from bench.data import Sampler
+from bench.data import BatchSource as Sampler
 from bench.errors import CheckpointError, TrainingDiverged
 from bench.timing import StepTimer
 

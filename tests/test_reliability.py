@@ -18,7 +18,7 @@ from architectures.losses import LossSpec
 from bench import checkpoint, keys
 from bench.cli import app
 from bench.config import load_compare_config
-from bench.data import BatchSampler
+from bench.data import ShuffledBatches
 from bench.errors import TrainingDiverged
 from bench.harness import fit, seed_everything
 from bench.hooks import Checkpointer, Hook, NaNGuard
@@ -113,7 +113,7 @@ def test_diverging_weights_name_the_last_good_checkpoint(tmp_path):
     with pytest.raises(
         TrainingDiverged, match=rf"generator weight net.0.weight = inf \(last good checkpoint: {path}\)"
     ) as e:
-        fit(gan, BatchSampler(images, 8, 0), cfg, torch.device("cpu"), hooks)
+        fit(gan, ShuffledBatches(images, 8, 0), cfg, torch.device("cpu"), hooks)
     assert e.value.step == 3 and checkpoint.load(path)["step"] == 2  # the poisoned state was never saved
 
 

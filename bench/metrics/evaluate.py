@@ -179,7 +179,7 @@ def reference_images(reference: ImageData, cfg: EvalConfig) -> tuple[torch.Tenso
         raise ConfigError(f"eval.n_reference = {n} exceeds the {total} images of {reference.name}/{reference.split}")
     if n == total:
         return reference.images.cpu(), "all"
-    return held_out(reference, n, cfg.reference_seed)[0].cpu(), f"random (seed {cfg.reference_seed}) of {total}"
+    return random_subset(reference, n, cfg.reference_seed)[0].cpu(), f"random (seed {cfg.reference_seed}) of {total}"
 
 
 def sample_labels(n: int, num_classes: int) -> torch.Tensor:
@@ -366,7 +366,7 @@ def evaluate(
         if usefulness is not None:
             metrics.update(usefulness.metrics(images, labels))
     n = min(cfg.n_samples, reference.images.shape[0])
-    reals, real_labels = held_out(reference, n, cfg.reference_seed)
+    reals, real_labels = random_subset(reference, n, cfg.reference_seed)
     s_real = discriminator_scores(gan, to_float(reals), real_labels, cfg.batch_size, device)
     fake_labels = sample_labels(n, k) if k else None
     s_fake = discriminator_scores(gan, fakes[:n], fake_labels, cfg.batch_size, device)
@@ -398,7 +398,7 @@ def intra_fid(
     None when no class has enough (e.g. Stacked MNIST's 1 000 classes: about 10 test images each).
     """
     ref, subset = reference_images(reference, cfg)
-    ref_labels = reference.labels.cpu() if subset == "all" else held_out(reference, len(ref), cfg.reference_seed)[1]
+    ref_labels = reference.labels.cpu() if subset == "all" else random_subset(reference, len(ref), cfg.reference_seed)[1]
     ref_labels = ref_labels.cpu()
     drawn = "" if subset == "all" else f"-r{cfg.reference_seed}n{len(ref)}"
     one = replace(cfg, n_reference=None)
@@ -413,7 +413,7 @@ def intra_fid(
     return float(np.mean(values)) if values else None
 
 
-def held_out(reference: ImageData, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def random_subset(reference: ImageData, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` images of the reference split and their labels (for the reduced reference and the
     discriminator's accuracy): all of it, or a random subset drawn with ``seed``, in split order (not the
     first n, which need not be a fair sample)."""
@@ -478,7 +478,7 @@ def training_metrics(
     many reference images, at its loss's threshold."""
     cfg = with_primary(cfg, reference.name)
     n_real = min(cfg.during_training_samples, reference.images.shape[0])
-    reals, real_labels = held_out(reference, n_real, cfg.reference_seed)
+    reals, real_labels = random_subset(reference, n_real, cfg.reference_seed)
     reals = to_float(reals)
 
     def fn(gan: GAN) -> dict[str, float]:

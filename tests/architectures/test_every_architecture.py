@@ -11,7 +11,7 @@ from torch import nn
 from architectures import ARCHITECTURES, build_gan
 from architectures.blocks import conv_stages
 from bench.config import load_compare_config
-from bench.data import BatchSampler
+from bench.data import ShuffledBatches
 from bench.harness import fit, seed_everything
 
 SHAPE = (1, 28, 28)
@@ -42,7 +42,7 @@ def _run_one_step(arch, seed, tmp_path, sets=()):
         def on_fit_end(self, t): ...
 
     labels = torch.arange(64) % 10
-    fit(gan, BatchSampler(_random_images(), 8, seed, None, labels), cfg, torch.device("cpu"), [Capture()])
+    fit(gan, ShuffledBatches(_random_images(), 8, seed, None, labels), cfg, torch.device("cpu"), [Capture()])
     return gan, losses
 
 

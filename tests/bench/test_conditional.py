@@ -13,7 +13,7 @@ from torch import nn
 from architectures import ARCHITECTURES, GAN, OptimSpec, build_gan
 from bench import keys
 from bench.config import EvalConfig
-from bench.data import BatchSampler, to_float
+from bench.data import ShuffledBatches, to_float
 from bench.hooks import SampleGrid
 from bench.metrics.evaluate import evaluate, sample_labels
 from bench.metrics.extractors import locate_weights
@@ -74,7 +74,7 @@ def test_acgan_trains_its_class_head_and_logs_the_class_loss(tmp_path):
 
         def on_fit_end(self, t): ...
 
-    fit(gan, BatchSampler(images, 8, 0, None, torch.arange(32) % 10), cfg, CPU, [Capture()])
+    fit(gan, ShuffledBatches(images, 8, 0, None, torch.arange(32) % 10), cfg, CPU, [Capture()])
     assert all("class_loss" in e and math.isfinite(float(e["class_loss"])) for e in seen)
     assert not torch.equal(head, gan.discriminator.classifier.weight)
 
@@ -82,13 +82,13 @@ def test_acgan_trains_its_class_head_and_logs_the_class_loss(tmp_path):
 def test_batch_sampler_yields_each_image_with_its_own_label():
     images = torch.arange(20, dtype=torch.uint8).view(20, 1, 1, 1).expand(20, 1, 2, 2).contiguous()
     labels = torch.arange(20) * 10
-    s = BatchSampler(images, 6, 3, None, labels)
+    s = ShuffledBatches(images, 6, 3, None, labels)
     for i in range(7):  # across epochs
         x, y = s.labelled(i)
         torch.testing.assert_close(x, s(i))
         assert torch.equal(((x[:, 0, 0, 0] + 1) * 127.5).round().long() * 10, y)
     with pytest.raises(ValueError, match="no labels"):
-        BatchSampler(images, 6, 3).labelled(0)
+        ShuffledBatches(images, 6, 3).labelled(0)
 
 
 def test_sample_labels_are_balanced():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bench.config import DataConfig
-from bench.data import BatchSampler, load, to_float, to_uint8
+from bench.data import ShuffledBatches, load, to_float, to_uint8
 from bench.errors import ConfigError, DataError, UnknownNameError
 
 
@@ -45,21 +45,21 @@ def test_unknown_dataset_and_split(tmp_path):
 
 def test_sampler_order_is_fixed_by_seed_and_covers_the_epoch():
     images = torch.arange(100, dtype=torch.uint8).view(100, 1, 1, 1)
-    a, b, c = BatchSampler(images, 10, 0), BatchSampler(images, 10, 0), BatchSampler(images, 10, 1)
+    a, b, c = ShuffledBatches(images, 10, 0), ShuffledBatches(images, 10, 0), ShuffledBatches(images, 10, 1)
     assert a.per_epoch == 10
     epoch = torch.cat([a(i) for i in range(10)])
     torch.testing.assert_close(epoch, torch.cat([b(i) for i in range(10)]))
     assert not torch.equal(epoch, torch.cat([c(i) for i in range(10)]))
     assert sorted(to_uint8(epoch).flatten().tolist()) == list(range(100))  # every image once per epoch
     assert not torch.equal(a(0), a(10))  # a new permutation each epoch
-    torch.testing.assert_close(BatchSampler(images, 10, 0)(13), a(13))  # addressable by index (resume)
+    torch.testing.assert_close(ShuffledBatches(images, 10, 0)(13), a(13))  # addressable by index (resume)
 
 
 def test_sampler_drops_incomplete_batch_and_rejects_huge_batch():
     images = torch.zeros(25, 1, 2, 2, dtype=torch.uint8)
-    assert BatchSampler(images, 10, 0).per_epoch == 2
+    assert ShuffledBatches(images, 10, 0).per_epoch == 2
     with pytest.raises(ConfigError, match="train.batch_size = .* exceeds"):
-        BatchSampler(images, 26, 0)
+        ShuffledBatches(images, 26, 0)
 
 
 def test_uint8_float_round_trip_rounds():

@@ -110,8 +110,9 @@ def test_kmnist_test_split_loads_and_the_missing_train_split_is_one_line(mnist_r
 
 
 def _write_cifar(root: Path, n_per_batch: int = 20) -> tuple[dict[str, list[tuple[str, str]]], np.ndarray]:
-    """CIFAR-10's python format (pickled dicts of ``data`` (N, 3072) uint8, ``labels``), with our md5 list."""
-    folder = root / bench.data.CIFAR_FOLDER
+    """CIFAR-10's python format (pickled dicts of ``data`` (N, 3072) uint8, ``labels``; ``batches.meta`` with
+    the class names), with our md5 list."""
+    folder = root / bench.data.cifar.CIFAR_FOLDER
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     files: dict[str, list[tuple[str, str]]] = {"train": [], "test": []}
@@ -124,16 +125,24 @@ def _write_cifar(root: Path, n_per_batch: int = 20) -> tuple[dict[str, list[tupl
             (folder / name).write_bytes(raw)
             files[split].append((name, hashlib.md5(raw).hexdigest()))
             first = data if first is None else first
+    meta = pickle.dumps({"label_names": list(bench.data.cifar.CIFAR_CLASSES)})
+    (folder / "batches.meta").write_bytes(meta)
+    files["meta"] = {"filename": "batches.meta", "key": "label_names", "md5": hashlib.md5(meta).hexdigest()}
     return files, first
 
 
 @pytest.fixture
 def cifar_root(tmp_path, monkeypatch):
+    import torchvision
+
     files, first = _write_cifar(tmp_path / "cifar-data")
-    monkeypatch.setattr(bench.data, "cifar_files", lambda: files)
-    bench.data._load_cifar10.cache_clear()
+    cifar10 = torchvision.datasets.CIFAR10  # the lists torchvision's reader checks, as ganbench's loader does
+    monkeypatch.setattr(cifar10, "train_list", [list(x) for x in files["train"]])
+    monkeypatch.setattr(cifar10, "test_list", [list(x) for x in files["test"]])
+    monkeypatch.setattr(cifar10, "meta", files["meta"])
+    bench.data.cifar._load_cifar10.cache_clear()
     yield tmp_path / "cifar-data", first
-    bench.data._load_cifar10.cache_clear()
+    bench.data.cifar._load_cifar10.cache_clear()
 
 
 def test_cifar10_reads_torchvision_batches_in_chw_order(cifar_root, tmp_path):
@@ -148,7 +157,7 @@ def test_cifar10_reads_torchvision_batches_in_chw_order(cifar_root, tmp_path):
 
 def test_cifar10_corrupt_batch_is_a_data_error(cifar_root, tmp_path):
     root, _ = cifar_root
-    path = root / bench.data.CIFAR_FOLDER / "test_batch"
+    path = root / bench.data.cifar.CIFAR_FOLDER / "test_batch"
     path.write_bytes(path.read_bytes()[:-1] + b"x")
     with pytest.raises(DataError, match="test_batch is corrupt: md5"):
         load(DataConfig(dataset="cifar10", root=str(root)), "test", tmp_path)

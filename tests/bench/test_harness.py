@@ -8,7 +8,7 @@ from architectures import LOSSES, build_gan
 from architectures.losses import LossSpec
 from bench import checkpoint
 from bench.config import load_compare_config
-from bench.data import BatchSampler
+from bench.data import ShuffledBatches
 from bench.errors import CheckpointError, TrainingDiverged
 from bench.harness import fit, seed_everything, total_steps
 from bench.hooks import Checkpointer, Hook, NaNGuard
@@ -27,7 +27,7 @@ def _cfg(tmp_path, *sets, arch="dummy"):
 def _fit(cfg, hooks=(), resume=None):
     seed_everything(cfg.seed)
     gan = build_gan(cfg.arch, cfg.model, (1, 28, 28))
-    result = fit(gan, BatchSampler(IMAGES, cfg.train.batch_size, cfg.seed), cfg, CPU, hooks, resume=resume)
+    result = fit(gan, ShuffledBatches(IMAGES, cfg.train.batch_size, cfg.seed), cfg, CPU, hooks, resume=resume)
     return gan, result
 
 

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from architectures import GAN, build_gan
 from bench.cli import app
 from bench.config import load_compare_config
-from bench.data import BatchSampler
+from bench.data import ShuffledBatches
 from bench.errors import TrainingDiverged
 from bench.harness import fit, seed_everything
 from bench.hooks import NaNGuard
@@ -48,7 +48,7 @@ def _fit(arch, tmp_path, *sets, device=CPU):
 
         def on_fit_end(self, t): ...
 
-    fit(gan, BatchSampler(images, 8, 0, device), cfg, device, [Capture()])
+    fit(gan, ShuffledBatches(images, 8, 0, device), cfg, device, [Capture()])
     return gan, losses
 
 
@@ -101,7 +101,7 @@ def test_generator_forwards_per_step(n_critic, forwards_per_step, tmp_path):
     gan = build_gan("dummy", cfg.model, (1, 28, 28))
     grad_enabled = []
     gan.generator.register_forward_hook(lambda m, i, o: grad_enabled.append(torch.is_grad_enabled()))
-    fit(gan, BatchSampler(IMAGES, 8, 0), cfg, CPU)
+    fit(gan, ShuffledBatches(IMAGES, 8, 0), cfg, CPU)
     assert len(grad_enabled) == 2 * forwards_per_step
     assert grad_enabled.count(True) == 2  # one forward per step keeps the graph for the generator's update
 
