@@ -14,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import random
 import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench.atomic import write_atomic
@@ -153,3 +155,37 @@ def check_resumable(state: dict[str, Any], cfg: Any, gan: Any, source: str | os.
         raise CheckpointError(
             f"checkpoint {str(source)!r} does not match the model: {str(e).splitlines()[0]}"
         ) from None
+
+
+def load_weights(gan: Any, state: dict[str, Any]) -> None:
+    """Load a checkpoint's ``generator`` and ``discriminator`` weights into ``gan`` (``architectures.GAN``).
+
+    Raises KeyError or RuntimeError (torch's) when they do not fit the networks."""
+    gan.generator.load_state_dict(state["generator"])
+    gan.discriminator.load_state_dict(state["discriminator"])
+
+
+def rng_state() -> dict[str, Any]:
+    """The state of every global RNG a run draws from (torch CPU and CUDA, numpy, python), as tensors and
+    lists that ``torch.load(weights_only=True)`` reads back."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, key, *rest = state["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), *rest))
+    random.setstate(_tuples(state["python"]))
+
+
+def _tuples(x: Any) -> Any:
+    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x

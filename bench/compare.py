@@ -15,7 +15,7 @@ from bench import keys
 from bench.config import CompareConfig, RunConfig
 from bench.errors import TakenOver, UserError
 from bench.harness import resolve_device
-from bench.hooks import progress_bar
+from bench.progress import progress_bar
 from bench.run import FAILED, FINISHED, RunResult, floor, prepare, run_paths, train
 from bench.tracking import Tracker
 

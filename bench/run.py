@@ -23,7 +23,7 @@ from bench.atomic import write_text
 from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
 from bench.data import ImageData, ShuffledBatches, check_batch_size, load
 from bench.errors import CheckpointError, ConfigError, TakenOver, UserError
-from bench.harness import FitResult, fit, resolve_device, seed_everything
+from bench.harness import resolve_device, seed_everything
 from bench.hooks import PRUNED as STOP_PRUNED
 from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid
 from bench.metrics.coverage import MAX_SHARES
@@ -40,7 +40,7 @@ from bench.metrics.evaluate import (
 from bench.metrics.usefulness import Usefulness
 from bench.provenance import provenance_tags
 from bench.tracking import Run, Tracker, store_exists
-from bench.trainer import Hook
+from bench.trainer import FitResult, Hook, fit
 
 FINISHED, FAILED, PRUNED = "FINISHED", "FAILED", "PRUNED"  # RunResult.status
 

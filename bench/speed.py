@@ -31,10 +31,11 @@ from bench import keys
 from bench.config import CompareConfig, RunConfig
 from bench.data import DATASETS, BatchSource, ShuffledBatches, image_shape, load, resolve_root
 from bench.errors import DataError
-from bench.harness import FitResult, fit, resolve_device, seed_everything
+from bench.harness import resolve_device, seed_everything
 from bench.provenance import provenance_tags
 from bench.timing import TimingSummary, device_name, summarize
 from bench.tracking import Tracker
+from bench.trainer import FitResult, fit
 
 
 class LoaderBatches(BatchSource):

@@ -54,7 +54,7 @@ from bench.compare import CompareResult, prepare_all, previous_runs, run_cell, r
 from bench.config import CompareConfig, flatten, load_compare_config
 from bench.errors import ConfigError, TakenOver
 from bench.harness import resolve_device
-from bench.hooks import LineProgress, progress_bar
+from bench.progress import LineProgress, progress_bar
 from bench.run import FAILED, FINISHED, RunResult, floor
 from bench.tracking import Tracker
 from studies.runner import STALE, cores, open_storage, quiet_optuna

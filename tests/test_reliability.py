@@ -20,9 +20,10 @@ from bench.cli import app
 from bench.config import load_compare_config
 from bench.data import ShuffledBatches
 from bench.errors import TrainingDiverged
-from bench.harness import fit, seed_everything
+from bench.harness import seed_everything
 from bench.hooks import Checkpointer, Hook, NaNGuard
 from bench.tracking import Tracker
+from bench.trainer import fit
 from tests.conftest import FAST
 
 pytestmark = pytest.mark.slow

@@ -156,7 +156,7 @@ def train(
     """Train and evaluate one architecture with one seed (one MLflow run)."""
     from bench import checkpoint
     from bench.config import load_compare_config
-    from bench.hooks import progress_bar
+    from bench.progress import progress_bar
     from bench.run import config_from_checkpoint
     from bench.run import train as run_train
 

@@ -12,7 +12,8 @@ from architectures import ARCHITECTURES, build_gan
 from architectures.blocks import conv_stages
 from bench.config import load_compare_config
 from bench.data import ShuffledBatches
-from bench.harness import fit, seed_everything
+from bench.harness import seed_everything
+from bench.trainer import fit
 
 SHAPE = (1, 28, 28)
 

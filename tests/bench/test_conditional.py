@@ -58,7 +58,8 @@ def test_the_label_changes_the_output(arch):
 
 def test_acgan_trains_its_class_head_and_logs_the_class_loss(tmp_path):
     from bench.config import load_compare_config
-    from bench.harness import fit, seed_everything
+    from bench.harness import seed_everything
+    from bench.trainer import fit
 
     cfg = load_compare_config(None, ['archs=["acgan"]', "train.steps=2", "train.batch_size=8"]).run("acgan", 0)
     seed_everything(0)

@@ -10,10 +10,10 @@ from bench import checkpoint
 from bench.config import load_compare_config
 from bench.data import ShuffledBatches
 from bench.errors import CheckpointError, TrainingDiverged
-from bench.harness import fit, seed_everything, total_steps
+from bench.harness import seed_everything, total_steps
 from bench.hooks import Checkpointer, Hook, NaNGuard
 from bench.run import config_from_checkpoint, train
-from bench.trainer import Trainer
+from bench.trainer import Trainer, fit
 
 CPU = torch.device("cpu")
 IMAGES = torch.randint(0, 256, (96, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(7))
@@ -280,3 +280,25 @@ def test_atomic_files_get_the_permissions_open_would_give(tmp_path):
         os.umask(old)
     mode = path.stat().st_mode & 0o777
     assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_run_stopped_early_logs_its_last_window_of_losses(tmp_path):
+    """MetricsLogger flushes at fit end: a run stopped by --minutes or pruning logs its last partial window."""
+    from bench.hooks import MetricsLogger
+
+    class Logged:
+        def __init__(self):
+            self.calls = []
+
+        def log_metrics(self, metrics, step):
+            self.calls.append((step, metrics))
+
+    class StopAt3(Hook):
+        def on_step_end(self, trainer, out):
+            if out.step == 3:
+                trainer.stop("minutes")
+
+    run = Logged()
+    _, result = _fit(_cfg(tmp_path, "train.steps=10"), [MetricsLogger(run, every=4), StopAt3()])
+    assert result.stop_reason == "minutes" and result.steps == 3
+    assert [s for s, _ in run.calls] == [3] and "train/d_loss" in run.calls[0][1]

@@ -6,15 +6,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from architectures import GAN, build_gan
+from architectures import build_gan
 from bench.cli import app
 from bench.config import load_compare_config
 from bench.data import ShuffledBatches
 from bench.errors import TrainingDiverged
-from bench.harness import fit, seed_everything
+from bench.harness import seed_everything
 from bench.hooks import NaNGuard
 from bench.tracking import Tracker
-from bench.trainer import StepOutput, Trainer
+from bench.trainer import StepOutput, Trainer, fit
 
 CPU = torch.device("cpu")
 IMAGES = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
@@ -153,8 +153,10 @@ def test_bad_precision_is_a_config_error():
 def test_nan_guard_on_a_gpu_reads_back_only_every_n_steps(tmp_path):
     """On CUDA the trainer keeps the first bad step on the device; the guard raises at the next read-back, and
     a checkpoint write refuses the diverged state whatever the order of the hooks."""
-    nets = GAN(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1), "bce", None)
-    trainer = Trainer(None, nets, None, SimpleNamespace(type="cuda"), None, None, 4, None, step=4)
+    cfg = load_compare_config(None, ['archs=["dummy"]', "train.steps=4", "train.batch_size=8"]).run("dummy", 0)
+    gan = build_gan("dummy", cfg.model, (1, 28, 28))
+    trainer = Trainer(gan, ShuffledBatches(torch.zeros(16, 1, 28, 28, dtype=torch.uint8), 8, 0), cfg, CPU)
+    trainer.device, trainer.step = SimpleNamespace(type="cuda"), 4  # as a trainer on a GPU sees it
     guard = NaNGuard(every=4)
     finite, nan = torch.tensor(1.0), torch.tensor(float("nan"))
     for step, d in ((1, finite), (2, nan), (3, finite)):

@@ -25,7 +25,7 @@ from bench import checkpoint, keys
 from bench.cli import app
 from bench.config import load_compare_config
 from bench.errors import TakenOver
-from bench.hooks import LineProgress
+from bench.progress import LineProgress
 from bench.run import train
 from bench.tracking import Tracker
 from studies import grid
