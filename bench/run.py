@@ -27,16 +27,10 @@ from bench.harness import resolve_device, seed_everything
 from bench.hooks import PRUNED as STOP_PRUNED
 from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid
 from bench.metrics.coverage import MAX_SHARES
-from bench.metrics.evaluate import (
-    ExtractorPlan,
-    Protocol,
-    check_floor_size,
-    evaluate,
-    plan_extractors,
-    real_floor,
-    reference_images,
-    training_metrics,
-)
+from bench.metrics.evaluator import Evaluator
+from bench.metrics.fidelity import reference_images
+from bench.metrics.floor import check_floor_size
+from bench.metrics.protocol import ExtractorPlan, Protocol, plan_extractors
 from bench.metrics.usefulness import Usefulness
 from bench.provenance import provenance_tags
 from bench.tracking import Run, Tracker, store_exists
@@ -96,6 +90,10 @@ class Prepared:
     reference: ImageData
     plan: ExtractorPlan  # the extractors used at the end of the run, primary first, and those skipped
 
+    def evaluator(self, cfg: RunConfig, device: torch.device) -> Evaluator:
+        """The run's :class:`bench.metrics.Evaluator`: this reference and plan, ``cfg``'s protocol and seed."""
+        return Evaluator(self.reference, cfg.eval, cfg.workdir, device, self.plan.use, cfg.seed)
+
 
 def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
     """Validate a run before anything is written; raises UserError (unknown dataset or extractor, missing
@@ -144,8 +142,7 @@ def standard_hooks(
     ]
     curve = None
     if cfg.eval.enabled and t.eval_every != 0:
-        weights = prep.plan.use[cfg.eval.extractor]
-        fid = training_metrics(prep.reference, cfg.eval, cfg.workdir, cfg.seed, device, weights)
+        fid = prep.evaluator(cfg, device).training_metrics()
         curve = PeriodicEval(fid, t.eval_every, run, best_path=paths.best if t.keep_best else None, prune=prune)
         hooks.append(curve)
     hooks.append(Checkpointer(paths.checkpoint, t.checkpoint_every, owner))
@@ -215,13 +212,7 @@ def train(
                 return RunResult(cfg.arch, cfg.seed, run.run_id, PRUNED, metrics, None, run.outcome[1])
             run.set_tags({keys.TAG_SELECTION: _select_checkpoint(cfg, gan, curve, paths, run)})
             if cfg.eval.enabled:
-                use = usefulness(cfg, gan.num_classes, prep.reference, data)
-                ref, plan = prep.reference, prep.plan.use
-                m, protocols = evaluate(gan, ref, cfg.eval, cfg.workdir, cfg.seed, device, plan, use)
-                metrics.update(m)
-                run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
-                if use is not None:
-                    run.set_tags({keys.TAG_PROTOCOL + "usefulness": use.protocol()})
+                metrics.update(_evaluate_and_tag(gan, cfg, prep, device, data, run)[0])
             run.log_metrics(metrics, result.steps)
             write_text(paths.config, json.dumps(cfg.to_dict(), indent=2, default=list))
             run.log_artifact(paths.config)
@@ -233,12 +224,26 @@ def train(
     return RunResult(cfg.arch, cfg.seed, run.run_id, FINISHED, metrics, paths.checkpoint)
 
 
-def usefulness(cfg: RunConfig, num_classes: int, reference: ImageData, train: ImageData) -> Usefulness | None:
+def usefulness(cfg: RunConfig, num_classes: int, reference: ImageData, train: ImageData | None) -> Usefulness | None:
     """The CAS / augmentation experiment of a conditional run (None for an unconditional one, or when
-    ``eval.usefulness`` is off)."""
+    ``eval.usefulness`` is off); ``train``: the training split (None: loaded here)."""
     if not (num_classes and cfg.eval.usefulness):
         return None
-    return Usefulness(train, reference, cfg.eval, cfg.workdir)
+    return Usefulness(train or load(cfg.data, "train", cfg.workdir), reference, cfg.eval, cfg.workdir)
+
+
+def _evaluate_and_tag(
+    gan: Any, cfg: RunConfig, prep: Prepared, device: torch.device, train: ImageData | None, run: Run | None
+) -> tuple[dict[str, float], list[Protocol]]:
+    """The end-of-run metrics of ``gan`` (its evaluator, with the usefulness experiment of a conditional run)
+    and their protocols, whose tags are set on ``run`` (None: not tracked)."""
+    use = usefulness(cfg, gan.num_classes, prep.reference, train)
+    metrics, protocols = prep.evaluator(cfg, device).evaluate(gan, use)
+    if run is not None:
+        run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
+        if use is not None:
+            run.set_tags({keys.TAG_PROTOCOL + "usefulness": use.protocol()})
+    return metrics, protocols
 
 
 def _select_checkpoint(cfg: RunConfig, gan: Any, curve: PeriodicEval | None, paths: RunPaths, run: Run) -> str:
@@ -246,9 +251,7 @@ def _select_checkpoint(cfg: RunConfig, gan: Any, curve: PeriodicEval | None, pat
     the checkpoint selection, as recorded in the tag ``ganbench.checkpoint_selection``."""
     if not (cfg.train.keep_best and curve is not None and curve.best is not None):
         return "last checkpoint"
-    best = checkpoint.load(paths.best)
-    gan.generator.load_state_dict(best["generator"])
-    gan.discriminator.load_state_dict(best["discriminator"])
+    checkpoint.load_weights(gan, checkpoint.load(paths.best))
     run.log_artifact(paths.best, "checkpoint")
     return (
         f"best {keys.TRAIN_FID} over {curve.n_evals} evaluations: step {curve.best[1]} "
@@ -275,7 +278,7 @@ def floor(
     tracker = tracker or Tracker(cc.workdir)
     tags = run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep.plan, prep.reference.classes)
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:
-        metrics, protocols = real_floor(real, prep.reference, cfg.eval, cc.workdir, cfg.seed, device, prep.plan.use)
+        metrics, protocols = prep.evaluator(cfg, device).floor(real)
         if usefulness is None:
             usefulness = any(ARCHITECTURES.get(a).conditional for a in cc.archs)
         if usefulness and cfg.eval.usefulness and real.num_classes > 1:
@@ -335,24 +338,15 @@ def evaluate_checkpoint(
     device = resolve_device(cfg.train.device)
     prep = prepare(cfg, device)
     gan = build_gan(cfg.arch, cfg.model, prep.reference.image_shape, prep.reference.num_classes)
-    gan.generator.load_state_dict(state["generator"])
-    gan.discriminator.load_state_dict(state["discriminator"])
+    checkpoint.load_weights(gan, state)
     gan.generator.to(device)
     gan.discriminator.to(device)
-    use = None
-    if gan.conditional and cfg.eval.usefulness:
-        use = usefulness(cfg, gan.num_classes, prep.reference, load(cfg.data, "train", cfg.workdir))
-    metrics, protocols = evaluate(gan, prep.reference, cfg.eval, workdir, cfg.seed, device, prep.plan.use, use)
     run_id = state.get("mlflow_run_id")
-    if run_id and tracker is not None and tracker.has_run(run_id):
-        run = tracker.attach(run_id)
+    run = tracker.attach(run_id) if run_id and tracker is not None and tracker.has_run(run_id) else None
+    metrics, protocols = _evaluate_and_tag(gan, cfg, prep, device, None, run)
+    if run is not None:
         run.log_metrics(metrics, int(state["step"]))
-        run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
-        if use is not None:
-            run.set_tags({keys.TAG_PROTOCOL + "usefulness": use.protocol()})
-    else:
-        run_id = None
-    return metrics, protocols, run_id
+    return metrics, protocols, run.run_id if run is not None else None
 
 
 def _fit_metrics(r: FitResult) -> dict[str, float]:

@@ -23,7 +23,7 @@ from bench.tracking import keys
 from reports.stats import summarize
 
 FLOOR_LABEL = "real data (floor)"
-FLOOR_STD = "floor_std/"  # + metric key: the floor run's std over its random subsets (bench.metrics.evaluate)
+FLOOR_STD = "floor_std/"  # + metric key: the floor run's std over its random subsets (bench.metrics.floor)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def test_the_layers_of_design_hold():
         ("bench/run.py", "import reports.build", "layers:"),
         ("bench/harness.py", "import bench.cli", "nothing imports bench.cli"),
         ("reports/tables.py", "import bench.metrics", "reports read MLflow"),
-        ("bench/data.py", "import bench.trainer", "no import cycles"),
+        ("bench/data/splits.py", "import bench.trainer", "no import cycles"),
     ],
 )
 def test_a_broken_arrow_is_caught(tmp_path, module, line, contract):

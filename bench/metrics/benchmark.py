@@ -22,8 +22,10 @@ from bench import keys
 from bench.config import DataConfig, EvalConfig, ExtractorOptions
 from bench.data import load
 from bench.errors import UserError
-from bench.metrics.evaluate import fidelity, intra_fid, with_primary
+from bench.metrics.evaluator import Evaluator
 from bench.metrics.extractors import EXTRACTORS, locate_weights
+from bench.metrics.fidelity import fidelity
+from bench.metrics.protocol import with_primary
 from bench.metrics.usefulness import Usefulness
 from bench.timing import device_name
 
@@ -91,7 +93,7 @@ def run_metrics_benchmark(
             path = None
         for _ in range(2 if path is not None else 0):  # cold (the per-class reference features), then warm
             t0 = time.perf_counter()
-            intra_fid(samples, labels, reference, cfg, cache, device, 0, cfg.extractor, path)
+            Evaluator(reference, cfg, cache, device, {cfg.extractor: path}).intra_fid(samples, labels)
             intra.append(time.perf_counter() - t0)
     yield f"conditional runs, {n_samples} labelled samples (seconds):"
     yield f"  CAS + augmentation       {per_run:6.1f} per run (CAS {100 * m[keys.CAS]:.1f} % on these real images)"

@@ -2,7 +2,7 @@
 
 - **CAS**, the Classification Accuracy Score (Ravuri & Vinyals 2019, "Classification Accuracy Score for
   Conditional Generative Models"): a fresh classifier trained only on the N generated labelled samples
-  (balanced classes, ``bench.metrics.evaluate.sample_labels``), tested on real test images. Its ceiling: the
+  (balanced classes, ``bench.metrics.sampling.sample_labels``), tested on real test images. Its ceiling: the
   same classifier and budget trained on N random real training images (``eval/cas/real_accuracy``).
 - **Augmentation gain**: the classifier trained on k real labelled images per class, without and with the N
   generated samples added, for every k of ``eval.augment_k`` and seeds 0 .. ``eval.augment_seeds`` - 1 (seed

@@ -15,8 +15,9 @@ from bench import keys
 from bench.config import EvalConfig
 from bench.data import ShuffledBatches, to_float
 from bench.hooks import SampleGrid
-from bench.metrics.evaluate import evaluate, sample_labels
+from bench.metrics.evaluator import Evaluator
 from bench.metrics.extractors import locate_weights
+from bench.metrics.sampling import sample_labels
 from bench.metrics.usefulness import Usefulness, k_per_class
 
 CPU = torch.device("cpu")
@@ -164,7 +165,7 @@ def _evaluate(mnist, collapse_to=None):
     g = PerfectConditional(train.images[:20000], train.labels[:20000], collapse_to)
     gan = GAN(g, Indifferent(), "bce", OptimSpec(2e-4, 2e-4, (0.5, 0.999)), num_classes=10)
     weights = {PRIMARY: locate_weights(PRIMARY, None, wd, False)}
-    metrics, _ = evaluate(gan, test, CFG, wd, 0, CPU, weights, Usefulness(train, test, CFG, wd))
+    metrics, _ = Evaluator(test, CFG, wd, CPU, weights).evaluate(gan, Usefulness(train, test, CFG, wd))
     return metrics
 
 
@@ -238,11 +239,11 @@ def test_the_baseline_loader_of_emnist_letters_has_ganbenchs_labels(mnist_root, 
 def test_intra_fid_leaves_out_classes_with_too_few_images(mnist):
     """Below INTRA_FID_MIN images of a class on either side its FID is not estimated; with no class left the
     metric is None (not logged), as for a conditional run on Stacked MNIST's 1 000 classes."""
-    from bench.metrics.evaluate import INTRA_FID_MIN, intra_fid
+    from bench.metrics.intra_fid import INTRA_FID_MIN
 
     wd, train, test = mnist
     few = INTRA_FID_MIN - 1
     labels = sample_labels(10 * few, 10)
     images = torch.cat([train.images[train.labels == c][:few] for c in range(10)])[torch.argsort(labels, stable=True)]
     weights = locate_weights(PRIMARY, None, wd, False)
-    assert intra_fid(images, labels, test, CFG, wd, CPU, 0, PRIMARY, weights) is None
+    assert Evaluator(test, CFG, wd, CPU, {PRIMARY: weights}).intra_fid(images, labels) is None

@@ -8,7 +8,7 @@ import torch
 from bench import keys
 from bench.config import EvalConfig
 from bench.metrics.coverage import coverage
-from bench.metrics.evaluate import fidelity
+from bench.metrics.fidelity import fidelity
 
 CPU = torch.device("cpu")
 MODES, KL = keys.eval_key("lenet-mnist", keys.MODES), keys.eval_key("lenet-mnist", keys.CLASS_KL)

@@ -11,8 +11,9 @@ from bench import keys
 from bench.cli import app
 from bench.config import DataConfig, EvalConfig
 from bench.data import DATASETS, ImageData, load
-from bench.metrics.evaluate import FLOOR_STD, fidelity, reference_images
 from bench.metrics.extractors import FeatureExtractorLeNet
+from bench.metrics.fidelity import fidelity, reference_images
+from bench.metrics.floor import FLOOR_STD
 from bench.tracking import Tracker
 
 CPU = torch.device("cpu")
@@ -105,3 +106,13 @@ def test_one_report_holds_several_datasets_one_table_each(mnist_root, fast_sets,
     assert "dataset: mnist\n" in r.output and "dataset: fashion-mnist\n" in r.output  # one console table per dataset
     csv = (out / "table.csv").read_text()
     assert ",mnist," in csv and ",fashion-mnist," in csv
+
+
+def test_the_floor_records_its_first_subsets_seed(mnist):
+    """The protocol of the floor names the seed of its first subset (the run's seed), not the last one's."""
+    from bench.metrics.evaluator import Evaluator
+
+    wd, train, test = mnist
+    cfg = EvalConfig(n_samples=200, kid_subset_size=50, floor_subsets=3)
+    metrics, protocols = Evaluator(test, cfg, wd, CPU, {}, seed=7).floor(train)
+    assert [p.seed for p in protocols] == [7] and FLOOR_STD + FID in metrics

@@ -11,8 +11,9 @@ from bench import keys
 from bench.config import DataConfig, EvalConfig, ExtractorOptions
 from bench.data import load
 from bench.metrics import extractors
-from bench.metrics.evaluate import fidelity, plan_extractors
 from bench.metrics.extractors import INCEPTION_FILE, WeightsUnavailable
+from bench.metrics.fidelity import fidelity
+from bench.metrics.protocol import plan_extractors
 
 INCEPTION = "inception-v3-compat"
 

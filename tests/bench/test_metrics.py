@@ -9,9 +9,10 @@ from bench import keys
 from bench.config import DataConfig, EvalConfig
 from bench.data import load, to_uint8
 from bench.metrics.discriminator import accuracy, roc_auc
-from bench.metrics.evaluate import fidelity, generate
 from bench.metrics.extractors import LENET_SHA256, LENET_WEIGHTS, FeatureExtractorLeNetMNIST
+from bench.metrics.fidelity import fidelity
 from bench.metrics.lenet import load_lenet
+from bench.metrics.sampling import generate
 from bench.metrics.train_lenet import accuracy as classifier_accuracy
 
 CPU = torch.device("cpu")

@@ -9,8 +9,8 @@ import torch
 from bench import keys
 from bench.config import DataConfig, EvalConfig, load_compare_config
 from bench.data import load
-from bench.metrics.evaluate import fidelity
 from bench.metrics.extractors import EXTRACTORS, locate_weights
+from bench.metrics.fidelity import fidelity
 from bench.metrics.lenet import load_lenet
 
 CPU = torch.device("cpu")

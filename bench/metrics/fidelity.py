@@ -1,0 +1,149 @@
+"""FID / IS / KID / precision-recall of uint8 images through ``torch_fidelity.calculate_metrics``, with the
+dataset classifier's mode coverage.
+
+Generated images are quantised to uint8 by rounding (``bench.data.to_uint8``), as images saved to PNG. The
+reference is the whole split or a random subset of ``eval.n_reference`` images drawn with
+``eval.reference_seed`` (the first N images of a split are not a fair sample). Reference features are cached
+by torch-fidelity under ``<workdir>/cache/torch-fidelity`` with a name made of dataset, split, extractor,
+weights hash and reference size, so a changed key never reuses stale statistics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+
+import torch
+import torch_fidelity
+
+from bench import keys
+from bench.config import EvalConfig
+from bench.data import ImageData, random_subset
+from bench.errors import ConfigError
+from bench.metrics.coverage import classify, coverage
+from bench.metrics.extractors import check_extractor, locate_weights, sha256_of
+from bench.metrics.protocol import Protocol, with_primary
+
+ALL_METRICS = ("fid", "isc", "kid", "prc", "modes")
+_REFERENCE_CLASSES: dict[tuple[str, str], torch.Tensor] = {}  # (weights, reference cache name) -> predictions
+_NAMES = {
+    torch_fidelity.KEY_METRIC_FID: keys.FID,
+    torch_fidelity.KEY_METRIC_ISC_MEAN: keys.IS_MEAN,
+    torch_fidelity.KEY_METRIC_ISC_STD: keys.IS_STD,
+    torch_fidelity.KEY_METRIC_KID_MEAN: keys.KID_MEAN,
+    torch_fidelity.KEY_METRIC_KID_STD: keys.KID_STD,
+    torch_fidelity.KEY_METRIC_PRECISION: keys.PRECISION,
+    torch_fidelity.KEY_METRIC_RECALL: keys.RECALL,
+}
+
+
+class _Images(torch.utils.data.Dataset):
+    """uint8 ``(N, C, H, W)`` as a dataset of ``(C, H, W)`` tensors, the form torch-fidelity reads."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def reference_images(reference: ImageData, cfg: EvalConfig) -> tuple[torch.Tensor, str]:
+    """The reference split on CPU, or a random subset of ``cfg.n_reference`` of its images drawn with
+    ``cfg.reference_seed`` (the same for every run), and how it was drawn (``"all"`` or
+    ``"random (seed S) of M"``, recorded in the protocol).
+
+    Raises ConfigError if the split has fewer images than asked for.
+    """
+    total = reference.images.shape[0]
+    n = cfg.n_reference or total
+    if n > total:
+        raise ConfigError(f"eval.n_reference = {n} exceeds the {total} images of {reference.name}/{reference.split}")
+    if n == total:
+        return reference.images.cpu(), "all"
+    return random_subset(reference, n, cfg.reference_seed)[0].cpu(), f"random (seed {cfg.reference_seed}) of {total}"
+
+
+def fidelity(
+    generated: torch.Tensor,
+    reference: ImageData,
+    cfg: EvalConfig,
+    workdir: str | Path,
+    device: torch.device,
+    metrics: tuple[str, ...] = ALL_METRICS,
+    seed: int = 0,
+    extractor: str | None = None,
+    weights: Path | None = None,
+) -> tuple[dict[str, float], Protocol]:
+    """Metrics of uint8 ``generated (N, C, H, W)`` against the reference images.
+
+    Args:
+        device: where torch-fidelity runs the extractor (the run's device: CUDA on a GPU machine).
+        metrics: any of ``fid``, ``isc``, ``kid``, ``prc`` (torch-fidelity's names).
+        extractor: default ``cfg.extractor``; weights: default the extractor's own (located, maybe downloaded).
+
+    Returns ``({eval/<extractor>/<metric>: value}, protocol)``.
+    Raises ConfigError if ``kid_subset_size`` exceeds either sample count.
+    """
+    cfg = with_primary(cfg, reference.name)
+    name = extractor or cfg.extractor
+    spec = check_extractor(name, tuple(generated.shape[1:]))
+    weights = weights or locate_weights(name, cfg.options(name).weights, workdir, True)
+    sha = sha256_of(weights)
+    ref, subset = reference_images(reference, cfg)
+    n_gen, n_ref = generated.shape[0], ref.shape[0]
+    if "kid" in metrics and cfg.kid_subset_size > min(n_gen, n_ref):
+        raise ConfigError(
+            f"eval.kid_subset_size = {cfg.kid_subset_size} exceeds the sample counts ({n_gen} generated, "
+            f"{n_ref} reference); lower it or raise eval.n_samples / eval.n_reference"
+        )
+    drawn = "" if subset == "all" else f"-r{cfg.reference_seed}"
+    drawn += f"-{hashlib.sha1(reference.origin.encode()).hexdigest()[:8]}" if reference.origin else ""
+    size = f"{reference.image_shape[1]}px{reference.image_shape[0]}c"
+    cache_name = f"{reference.name}-{reference.split}-{size}-{name}-{sha[:16]}-n{n_ref}{drawn}-v2"
+    # torch-fidelity's DataLoaders draw their seeds from the global torch RNG, once more when the reference
+    # cache is cold: fork it, so evaluating never changes training (or depends on the cache's state)
+    on_gpu = device.type == "cuda" and torch.cuda.is_available()  # (a test may name CUDA on a CPU machine)
+    on_device = torch.cuda.device(device) if on_gpu else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=[]), on_device:  # torch-fidelity's .cuda() uses the current device
+        out = (
+            torch_fidelity.calculate_metrics(
+                input1=_Images(spec.prepare(generated)),
+                **(  # IS alone reads only the samples: the reference's features are not extracted
+                    {"input2": _Images(spec.prepare(ref)), "input2_cache_name": cache_name}
+                    if set(metrics) & {"fid", "kid", "prc"}
+                    else {}
+                ),
+                cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
+                cache=True,
+                cuda=device.type == "cuda",
+                batch_size=cfg.batch_size,
+                feature_extractor=spec.fidelity_name,
+                feature_extractor_weights_path=str(weights),
+                isc="isc" in metrics,
+                fid="fid" in metrics,
+                kid="kid" in metrics,
+                prc="prc" in metrics,
+                kid_subsets=cfg.kid_subsets,
+                kid_subset_size=cfg.kid_subset_size,
+                prc_neighborhood=cfg.prc_neighborhood,
+                rng_seed=seed,
+                save_cpu_ram=True,  # no DataLoader worker processes
+                verbose=False,
+            )
+            if set(metrics) - {"modes"}
+            else {}
+        )
+    result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
+    if "modes" in metrics and spec.num_classes:  # a classifier of the dataset: mode coverage
+        real_key = (str(weights), cache_name)  # the reference's predictions, once per process (the floor: 5x)
+        if real_key not in _REFERENCE_CLASSES and spec.coverage == "real":
+            _REFERENCE_CLASSES[real_key] = classify(ref, spec, weights)
+        predicted = classify(generated, spec, weights)
+        cov = coverage(predicted, _REFERENCE_CLASSES.get(real_key), spec.num_classes, spec.coverage)
+        result |= {keys.eval_key(name, k): v for k, v in cov.items()}
+    reference_name = f"{reference.name}/{reference.split}"
+    return result, Protocol(name, spec.label, sha, n_gen, reference_name, n_ref, seed, subset, spec.kid_features)
