@@ -37,7 +37,8 @@ class Evaluator:
     reference: the reference split (``eval.reference_split``), on any device; cfg: the eval config (its
     ``extractor`` None means the dataset's default); workdir: where torch-fidelity caches reference features;
     device: where the extractors and networks run; extractors: ``{name: weights path}``, the primary first
-    (``ExtractorPlan.use``; empty: the primary alone, its weights located as ``fidelity`` does); seed: the run's seed (z of the samples, KID's subsets).
+    (``ExtractorPlan.use``; empty: the primary alone, its weights located as ``fidelity`` does); seed: the
+    run's seed (z of the samples, KID's subsets).
     """
 
     reference: ImageData
