@@ -1,4 +1,4 @@
-"""DESIGN.md's dependency rules, as import-linter contracts in pyproject.toml: a broken arrow is a red CI."""
+"""The layers of docs/architecture.md, as import-linter contracts in pyproject.toml: a broken arrow is a red CI."""
 
 import os
 import shutil
