@@ -77,10 +77,11 @@ def bench_metrics(
 @app.command("list")
 @errors
 def list_(
+    arch: Annotated[str | None, typer.Argument(help="An architecture: show its default hyperparameters.")] = None,
     data_root: DataRootOpt = None,
     workdir: Annotated[str, typer.Option(help="Workspace folder (extractors trained there).")] = "ganbench-runs",
 ) -> None:
-    """Architectures (loss, default hyperparameters), losses, datasets (present or not) and feature extractors."""
+    """Architectures, losses, datasets (present or not) and feature extractors; with ARCH, its defaults."""
     import dataclasses
 
     from rich.console import Console
@@ -90,18 +91,28 @@ def list_(
     from bench.metrics.extractors import EXTRACTORS, locate_weights
 
     console = Console()
-    t = Table(title="architectures", show_lines=True)
+    if arch is not None:
+        spec = ARCHITECTURES.get(arch)  # an unknown name: one error line listing the registered ones
+        kind = "conditional" if spec.conditional else "unconditional"
+        console.print(f"{arch} ({kind}): {spec.summary}", highlight=False)
+        t = Table()
+        t.add_column("key", no_wrap=True)
+        t.add_column("default")
+        for k, v in dataclasses.asdict(spec.config_cls()).items():
+            t.add_row(k, str(v))
+        console.print(t)
+        console.print(f"override one with --set model.{arch}.<key>=<value>", highlight=False)
+        return
+    t = Table(title="architectures", caption="ganbench list ARCH: its default hyperparameters")
     t.add_column("name", no_wrap=True)
-    t.add_column("loss")
-    t.add_column("n_critic")
-    t.add_column("defaults", overflow="fold")  # one per line: "gp_weight=10.0" whole at 80 columns
+    t.add_column("cond.", no_wrap=True)
+    t.add_column("loss", no_wrap=True)
+    t.add_column("n_critic", no_wrap=True)
     t.add_column("summary")
     for name in ARCHITECTURES.names():
         spec = ARCHITECTURES.get(name)
         cfg = spec.config_cls()
-        d = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("loss", "n_critic")}
-        shown = f"{name}\n(conditional)" if spec.conditional else name  # a second line: fits 80 columns
-        t.add_row(shown, cfg.loss, str(cfg.n_critic), "\n".join(f"{k}={v}" for k, v in d.items()), spec.summary)
+        t.add_row(name, "yes" if spec.conditional else "", cfg.loss, str(cfg.n_critic), spec.summary)
     for name, why in sorted(ARCHITECTURES.broken().items()):  # plugins that failed to load: shown, not hidden
         t.add_row(name, "–", "–", "–", f"BROKEN, skipped: {why}")
     console.print(t)

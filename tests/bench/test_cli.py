@@ -20,10 +20,22 @@ def test_list_shows_every_architecture_and_loss():
     assert r.exit_code == 0, r.output
     for name in ("vanilla", "dcgan", "wgan-gp", "sngan", "hinge", "wasserstein", "mnist", "lenet-mnist"):
         assert name in r.output
-    assert "gp_weight=10.0" in r.output  # defaults are shown
-    rows = [line for line in r.output.splitlines() if line.startswith("│ ")]
-    under = {rows[i].split()[1]: rows[i + 1].split()[1] for i in range(len(rows) - 1)}
-    assert [a for a, below in under.items() if below == "(conditional)"] == ["acgan", "cgan", "sngan-projection"]
+    rows = [line.split("│") for line in r.output.splitlines() if line.startswith("│ ")]
+    conditional = {c[1].strip() for c in rows if len(c) > 2 and c[2].strip() == "yes"}
+    assert conditional == {"acgan", "cgan", "sngan-projection"}
+    assert max(len(line) for line in r.output.splitlines()) <= 80
+
+
+def test_list_arch_shows_its_defaults_one_per_line_within_80_columns():
+    r = _invoke("list", "wgan-gp")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    row = {c[1].strip(): c[2].strip() for c in (line.split("│") for line in lines if line.startswith("│ "))}
+    assert row["gp_weight"] == "10.0" and row["lr_schedule"] == "constant" and row["n_critic"] == "5"
+    assert "--set model.wgan-gp.<key>=<value>" in r.output
+    bad = _invoke("list", "stylegan")
+    assert bad.exit_code == 2 and "error: unknown architecture 'stylegan'" in bad.output
 
 
 @pytest.mark.parametrize(
