@@ -66,15 +66,15 @@ class GANConfig:
 
     def optim(self) -> OptimSpec:
         return OptimSpec(
-            self.lr_g,
-            self.lr_d,
-            (self.beta1, self.beta2),
-            self.n_critic,
-            self.gp_weight,
-            self.optimizer,
-            self.clip_value,
-            self.lr_schedule,
-            self.lr_warmup_steps,
+            lr_g=self.lr_g,
+            lr_d=self.lr_d,
+            betas=(self.beta1, self.beta2),
+            n_critic=self.n_critic,
+            gp_weight=self.gp_weight,
+            optimizer=self.optimizer,
+            clip_value=self.clip_value,
+            lr_schedule=self.lr_schedule,
+            lr_warmup_steps=self.lr_warmup_steps,
         )
 
 

@@ -137,7 +137,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 LR_SCHEDULES = ("constant", "linear-decay", "cosine")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OptimSpec:
     """The training recipe of an architecture, read by the harness.
 

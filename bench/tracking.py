@@ -287,10 +287,12 @@ class Tracker:
         exp_id = self.experiment_id(experiment, create=False)
         if exp_id is None:
             return []
-        runs = self.client.search_runs(
-            [exp_id], filter_string=f"tags.`{tag}` = '{value}'", order_by=["start_time DESC"]
-        )
-        return [(r.info.run_id, r.info.status) for r in runs]
+        # MLflow's filter strings have no escape for a quote: a value is quoted with the kind it does not hold;
+        # one holding both is matched here instead (rare: tag values are ganbench's own names and numbers)
+        quote = next((q for q in ("'", '"') if q not in value), None)
+        where = f"tags.`{tag}` = {quote}{value}{quote}" if quote else ""
+        runs = self.client.search_runs([exp_id], filter_string=where, order_by=["start_time DESC"])
+        return [(r.info.run_id, r.info.status) for r in runs if r.data.tags.get(tag) == value]
 
     def search_runs(self, experiments: Iterable[str]) -> list[dict[str, Any]]:
         """Every run of the named experiments as a dict: run_id, experiment, run_name, status, start_time,

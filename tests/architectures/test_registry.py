@@ -149,3 +149,21 @@ def test_a_broken_plugin_is_skipped_and_the_others_keep_working(tmp_path, monkey
     reg.register("one", 1)
     assert reg.names() == ["one"] and reg.broken() == {"failing_loader": "RuntimeError: boom"}
     assert reg.names() == ["one"]
+
+
+def test_optim_spec_is_built_by_name_from_every_architecture_config():
+    """OptimSpec takes keywords only (a reordered field cannot shift values silently), and each built-in's
+    GANConfig.optim() carries every same-named field across."""
+    import dataclasses
+
+    from architectures import ARCHITECTURES
+    from architectures.registry import OptimSpec
+
+    with pytest.raises(TypeError):
+        OptimSpec(1e-3, 1e-3, (0.5, 0.999))  # positional: refused
+    for name in ARCHITECTURES.names():
+        cfg = ARCHITECTURES.get(name).config_cls()
+        spec = cfg.optim()
+        for f in dataclasses.fields(OptimSpec):
+            want = (cfg.beta1, cfg.beta2) if f.name == "betas" else getattr(cfg, f.name)
+            assert getattr(spec, f.name) == want, (name, f.name)

@@ -227,11 +227,11 @@ def test_wgan_clips_every_critic_weight_and_trains_with_rmsprop(tmp_path):
 def test_learning_rate_schedules_by_hand():
     from architectures.registry import OptimSpec
 
-    spec = OptimSpec(1e-3, 1e-3, (0.5, 0.999), lr_schedule="linear-decay", lr_warmup_steps=2)
+    spec = OptimSpec(lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999), lr_schedule="linear-decay", lr_warmup_steps=2)
     assert [spec.lr_factor(t, 6) for t in range(6)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]
-    cos = OptimSpec(1e-3, 1e-3, (0.5, 0.999), lr_schedule="cosine")
+    cos = OptimSpec(lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999), lr_schedule="cosine")
     assert cos.lr_factor(0, 4) == 1.0 and cos.lr_factor(2, 4) == pytest.approx(0.5) and cos.lr_factor(4, 4) == 0.0
-    assert OptimSpec(1e-3, 1e-3, (0.5, 0.999)).lr_factor(3, 4) == 1.0
+    assert OptimSpec(lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999)).lr_factor(3, 4) == 1.0
 
 
 def test_the_schedule_sets_and_logs_both_rates_and_a_resume_continues_it(tmp_path):

@@ -142,3 +142,15 @@ def test_a_repeated_sigterm_does_not_cut_the_shutdown_short(signals_installed):
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
         raise AssertionError("a second SIGINT must interrupt inside the block")
+
+
+def test_find_runs_matches_tag_values_with_quotes(workdir):
+    """A quote in a tag value no longer breaks the MLflow filter string (it was put in unescaped)."""
+    t = Tracker(workdir)
+    values = ["it's", 'say "hi"', "both ' and \"", "back\\slash", "plain"]
+    ids = {}
+    for v in values:
+        with t.run("exp", "r", {"k": v}) as run:
+            ids[v] = run.run_id
+    for v in values:
+        assert t.find_runs("exp", "k", v) == [(ids[v], "FINISHED")], v
