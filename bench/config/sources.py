@@ -114,7 +114,15 @@ def load_compare_config(
     (``"a.b=value"``, later wins) <- ``overrides`` (command-line options, a trial's values) -> validated
     CompareConfig. Every source is a nested dict; see :func:`_normalise` for the budget rule.
     """
-    data = combine(base or {}, read_toml(path) if path else {}, sets_to_dict(sets), overrides or {})
+    layers = {
+        "the stored config": base or {},
+        f"config file {str(path)!r}": read_toml(path) if path else {},
+        "--set": sets_to_dict(sets),
+        "the command-line options": overrides or {},
+    }
+    for source, layer in layers.items():  # before merging: a later table would hide a scalar in its place
+        check_shape(layer, source)
+    data = combine(*layers.values())
     dataset = data.get("data", {}).get("dataset", "mnist") if isinstance(data.get("data"), dict) else None
     return validate(CompareConfig, combine(DATASET_DEFAULTS.get(dataset, {}), data))
 
@@ -122,6 +130,20 @@ def load_compare_config(
 # defaults that differ by dataset, under every other source: Stacked MNIST counts its 1 000 modes on 26 000
 # samples, as PacGAN (Lin et al. 2018, sec. 5.1) and the VEEGAN protocol it follows
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {"stacked-mnist": {"eval": {"n_samples": 26_000}}}
+
+
+SECTIONS = ("data", "train", "eval", "model")  # CompareConfig's tables: [data], [train], [eval], [model.<arch>]
+
+
+def check_shape(layer: dict[str, Any], source: str) -> None:
+    """Raise ConfigError if ``layer`` gives a table of :data:`SECTIONS` (or ``model.<arch>``) a plain value,
+    e.g. ``train = 5`` in a TOML file; checked per source, before a later source's table could replace it."""
+    for key in SECTIONS:
+        if key in layer and not isinstance(layer[key], dict):
+            raise ConfigError(f"{key} = {layer[key]!r} in {source} must be a table ([{key}] with keys)")
+    for arch, table in (layer.get("model") or {}).items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"model.{arch} = {table!r} in {source} must be a table ([model.{arch}] with keys)")
 
 
 def combine(*layers: dict[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def test_float_field_accepts_int_and_tuple_field_accepts_list():
 
 
 @pytest.mark.parametrize(
-    "text, message", [("[train\nsteps=1", "not valid TOML"), ("train = 3", "train must be a table")]
+    "text, message", [("[train\nsteps=1", "not valid TOML"), ("train = 3", "train = 3 in config file .* must be a table")]
 )
 def test_bad_toml_file(tmp_path, text, message):
     f = tmp_path / "bad.toml"
@@ -105,3 +105,21 @@ def test_shipped_study_file_is_valid(dataset):
     assert set(cc.archs) == {"vanilla", "dcgan", "wgan-gp", "sngan"}
     assert len(cc.seeds) >= 3 and cc.train.epochs >= 10
     assert cc.data.dataset == dataset and cc.eval.extractor == f"lenet-{dataset}"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("train = 5\n", "train = 5 in config file '{path}' must be a table ([train] with keys)"),
+        ("eval = 'x'\n", "eval = 'x' in config file '{path}' must be a table ([eval] with keys)"),
+        ("[model]\ndcgan = 3\n", "model.dcgan = 3 in config file '{path}' must be a table"),
+    ],
+)
+def test_a_scalar_where_a_table_belongs_is_refused_even_when_an_option_sets_that_table(tmp_path, toml, message):
+    """Each source's shape is checked before merging: --steps (a [train] table from the options) used to
+    replace the file's ``train = 5`` silently."""
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as e:
+        load_compare_config(path, overrides={"train": {"steps": 2}})
+    assert str(e.value).startswith(message.format(path=path))
