@@ -248,13 +248,18 @@ class Tracker:
         :class:`bench.errors.TakenOver`, which leaves the run as it is (another process continues it)."""
         from mlflow.entities import RunStatus
 
-        with signals.deferred():
-            if run_id is None:
-                exp_id = self.experiment_id(experiment)
-                tags = {k: str(v) for k, v in (tags or {}).items()}
-                run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
-            else:
-                self.client.update_run(run_id, status="RUNNING")
+        try:
+            with signals.deferred():
+                if run_id is None:
+                    exp_id = self.experiment_id(experiment)
+                    tags = {k: str(v) for k, v in (tags or {}).items()}
+                    run_id = self.client.create_run(exp_id, run_name=run_name, tags=tags).info.run_id
+                else:
+                    self.client.update_run(run_id, status="RUNNING")
+        except KeyboardInterrupt as e:  # a signal held back while the run was made: it is not left RUNNING
+            if run_id is not None:
+                Run(self.client, run_id).end(RunStatus.to_string(RunStatus.KILLED), str(e) or "interrupted")
+            raise
         run = Run(self.client, run_id)
         try:
             yield run

@@ -154,3 +154,23 @@ def test_find_runs_matches_tag_values_with_quotes(workdir):
             ids[v] = run.run_id
     for v in values:
         assert t.find_runs("exp", "k", v) == [(ids[v], "FINISHED")], v
+
+
+def test_sigterm_while_a_run_is_created_ends_it_killed(workdir, signals_installed):
+    """A SIGTERM held back while the store creates a new run used to be raised before the run's body began,
+    leaving the new run RUNNING forever."""
+    import os
+    import signal
+
+    t = Tracker(workdir)
+    create = t.client.create_run
+
+    def create_then_term(*args, **kwargs):
+        made = create(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # held back by the deferred block around the creation
+        return made
+
+    t.client.create_run = create_then_term
+    with pytest.raises(signals_installed.Interrupted), t.run("exp", "new"):
+        raise AssertionError("the body must not start")
+    assert _status(t, "exp") == {"new": ("KILLED", "interrupted by SIGTERM")}
