@@ -270,6 +270,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
     """
     quiet_optuna()
     prepare(cc.run(sc.arch, sc.seed), resolve_device(cc.train.device))  # data, extractors: before any file
+    tracker = Tracker(cc.workdir)  # an unreachable tracking server is refused before the study's storage is made
     storage = open_storage(sc.storage, cc.workdir, sc.study_name)
     study = optuna.create_study(
         storage=storage, study_name=sc.study_name, direction=sc.direction, load_if_exists=True,
@@ -279,7 +280,6 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
         raise UserError(
             f"study {sc.study_name!r} exists with direction {study.direction.name.lower()}, not {sc.direction}"
         )
-    tracker = Tracker(cc.workdir)
     if not isinstance(storage, optuna.storages.RDBStorage):
         stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         for t in stale:

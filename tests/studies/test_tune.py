@@ -262,3 +262,11 @@ def test_sigterm_of_tune_is_one_line_and_the_interrupted_trial_does_not_count(wo
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.FAIL
     assert runner.failures(study)[trial.number] == "stale: interrupted by SIGTERM"  # not counted toward --trials
+
+
+def test_an_unreachable_tracking_server_is_refused_before_any_study_file(workdir, mnist_root, monkeypatch):
+    """``tune`` used to write an empty Optuna journal before the tracking store refused."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # a loopback port nothing listens on
+    r = _tune(workdir, "--trials", "1")
+    assert r.exit_code == 2 and r.stderr.startswith("error: MLFLOW_TRACKING_URI = 'http://127.0.0.1:9' is unreachable")
+    assert not (workdir / "optuna").exists()
