@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,9 @@ def load(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol: torch warns before refusing it
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         if "weights only load failed" in str(e).lower():  # never pass on torch's hint to unpickle it anyway
             raise CheckpointError(

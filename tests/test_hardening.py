@@ -312,3 +312,20 @@ def test_a_scheduled_run_resumes_only_with_its_budget(mnist_root, tmp_path):
     ckpt = r.output.split("checkpoint: ")[1].split()[0]
     r = runner.invoke(app, ["train", "dummy", "--resume", ckpt, "--steps", "4", "--workdir", str(workdir)])
     _one_error_line(r, "the budget (train.steps = 4, train.epochs = None) differs from the checkpoint's (2, None)")
+
+
+def test_a_plain_pickle_of_objects_is_refused_in_one_line_without_torch_warnings(tmp_path):
+    """A pickle written by pickle.dumps (protocol 4+) made torch print two lines of UserWarning before the
+    refusal; the CLI's error is now the only line on stderr."""
+    import pickle
+    import warnings
+
+    path = tmp_path / "objects.pt"
+    path.write_bytes(pickle.dumps({"generator": {}, "when": __import__("datetime").date(2026, 1, 1)}, protocol=5))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="refuses to unpickle"):
+            checkpoint.load(path)
+    assert not caught, [str(w.message) for w in caught]
+    r = runner.invoke(app, ["eval", str(path), "--workdir", str(tmp_path / "ws")])
+    _one_error_line(r, f"checkpoint '{path}' holds objects other than tensors")
