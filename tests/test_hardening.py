@@ -329,3 +329,20 @@ def test_a_plain_pickle_of_objects_is_refused_in_one_line_without_torch_warnings
     assert not caught, [str(w.message) for w in caught]
     r = runner.invoke(app, ["eval", str(path), "--workdir", str(tmp_path / "ws")])
     _one_error_line(r, f"checkpoint '{path}' holds objects other than tensors")
+
+
+@pytest.mark.parametrize("name", ["Ünïcødé-実験", "эксперимент_1", "mnist-compare"])
+def test_names_in_any_script_are_experiment_names(name, workdir):
+    """MLflow takes them and they stay one folder under the workspace (they used to be refused)."""
+    from bench.tracking import Tracker
+
+    require_name("experiment", name)
+    with Tracker(workdir).run(name, "r") as run:
+        pass
+    assert Tracker(workdir).search_runs([name])[0]["run_id"] == run.run_id
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", ".hidden", "-flag", "_x", "a\\b", "tab\tname", ""])
+def test_separators_and_leading_dots_are_still_refused(name):
+    with pytest.raises(ConfigError, match="starting with a letter or digit"):
+        require_name("experiment", name)

@@ -302,8 +302,12 @@ def _resolve_defaults(cfg: Any) -> None:
         object.__setattr__(cfg, "eval", dataclasses.replace(cfg.eval, extractor=default_extractor(cfg.data.dataset)))
 
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")  # experiment and study names: also folder names
-NAME_RULE = "a name of at most 100 letters, digits, '.', '_', '+' or '-', not starting with '.', '-' or '+'"
+# experiment and study names, also folder names: letters and digits of any script (MLflow takes them; only
+# separators and leading dots endanger a path), '.', '_', '+', '-'
+NAME = re.compile(r"^[^\W_][\w.+-]{0,99}$")
+NAME_RULE = (
+    "a name of at most 100 letters (any script), digits, '.', '_', '+' or '-', starting with a letter or digit"
+)
 MAX_SEED = 2**32  # numpy's seed range; every seed the harness derives stays inside int64
 
 
