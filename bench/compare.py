@@ -1,7 +1,13 @@
-"""The grid of runs: every architecture x seed of a :class:`bench.config.CompareConfig` under one budget.
+"""The grid of runs: every architecture x seed of a :class:`bench.config.CompareConfig` under one budget, and
+the real-data floor.
 
-``compare()`` trains the grid (resuming it on request) and adds the real-data floor; it builds no report:
-the CLI does that with ``reports.build_report`` from what MLflow now holds.
+One path. A grid is a list of *cells* (:func:`cells`: ``<arch>/<seed>``, then ``real-floor``). Whoever runs a
+cell, this process in :func:`compare` or a worker of a shared grid (``studies.grid``, which takes the cells
+from an Optuna study used as a queue), runs it with :func:`run_one`, and whoever reports the grid reads it back
+from MLflow with :func:`results`. So what a cell's earlier run means (kept, continued or started again), which
+floor run counts (the newest that FINISHED) and how a grid's outcome is read exist once; the two ways differ
+only in where the next cell comes from. ``compare()`` builds no report: the CLI does that with
+``reports.build_report`` from what MLflow now holds.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from bench.progress import progress_bar
 from bench.run import FAILED, FINISHED, RunResult, floor, prepare, run_paths, train
 from bench.tracking import Tracker
 
+FLOOR_CELL = "real-floor"
+PENDING = "PENDING"  # RunResult.status of a cell another worker of a shared grid still runs or has yet to take
+
 
 @dataclass
 class CompareResult:
@@ -26,8 +35,19 @@ class CompareResult:
 
     @property
     def failed(self) -> list[RunResult]:
-        """Runs that did not finish (the real-data floor included)."""
-        return [r for r in self.runs if r.status != FINISHED]
+        """Runs that did not finish (the real-data floor included), not counting :attr:`pending` ones."""
+        return [r for r in self.runs if r.status not in (FINISHED, PENDING)]
+
+    @property
+    def pending(self) -> list[RunResult]:
+        """Cells of a shared grid still running, or waiting, on other workers when this process left it."""
+        return [r for r in self.runs if r.status == PENDING]
+
+
+def cells(cc: CompareConfig) -> list[str]:
+    """The grid's cells, in the order they run: ``<arch>/<seed>`` (architectures in the outer loop), then
+    ``real-floor`` when evaluation is on."""
+    return [f"{a}/{s}" for a in cc.archs for s in cc.seeds] + ([FLOOR_CELL] if cc.eval.enabled else [])
 
 
 def previous_runs(tracker: Tracker, cc: CompareConfig) -> dict[tuple[str, int], dict[str, Any]]:
@@ -40,6 +60,20 @@ def previous_runs(tracker: Tracker, cc: CompareConfig) -> dict[tuple[str, int], 
         if r["tags"].get(keys.TAG_KIND) == keys.KIND_RUN and arch and seed is not None:
             out[(arch, int(seed))] = r
     return out
+
+
+def floor_runs(cc: CompareConfig, tracker: Tracker) -> list[dict[str, Any]]:
+    """The experiment's real-data floor runs, oldest first."""
+    if tracker.experiment_id(cc.experiment, create=False) is None:
+        return []
+    runs = sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"])
+    return [r for r in runs if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR]
+
+
+def latest_floor(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The floor run that counts: the newest that FINISHED (None: none did)."""
+    done = [r for r in runs if r["status"] == FINISHED]
+    return done[-1] if done else None
 
 
 def prepare_all(cc: CompareConfig, device: Any) -> None:
@@ -91,33 +125,95 @@ def run_cell(
         return RunResult(cfg.arch, cfg.seed, None, FAILED, error=f"{type(e).__name__}: {e}")
 
 
+def floor_cell(cc: CompareConfig, tracker: Tracker, resume: bool) -> RunResult:
+    """The real-data floor of the grid: with ``resume``, kept if a floor run of the experiment FINISHED (the
+    newest, :func:`latest_floor`); otherwise computed again, a floor run left RUNNING by a dead process being
+    ended KILLED first."""
+    runs = floor_runs(cc, tracker)
+    kept = latest_floor(runs) if resume else None
+    if kept is not None:
+        return RunResult(keys.KIND_FLOOR, cc.seeds[0], kept["run_id"], FINISHED, kept["metrics"])
+    for r in runs:
+        if r["status"] == "RUNNING":
+            tracker.attach(r["run_id"]).end("KILLED", "its process stopped before it finished")
+    return floor(cc, tracker)
+
+
+def run_one(
+    cell: str,
+    cc: CompareConfig,
+    tracker: Tracker,
+    progress: Any,
+    resume: bool,
+    owner: Callable[[], bool] | None = None,
+) -> RunResult:
+    """Run one cell of the grid (:func:`cells`): the floor, or an (architecture, seed) whose latest run in the
+    experiment is continued as :func:`run_cell` says when ``resume`` (a shared grid always resumes)."""
+    if cell == FLOOR_CELL:
+        return floor_cell(cc, tracker, resume)
+    arch, seed = cell.rsplit("/", 1)
+    prev = previous_runs(tracker, cc).get((arch, int(seed))) if resume else None
+    return run_cell(cc.run(arch, int(seed)), tracker, progress, prev, owner)
+
+
+def results(
+    cc: CompareConfig, tracker: Tracker, why: dict[str, str] | None = None, pending: set[str] = frozenset()
+) -> list[RunResult]:
+    """The outcome of the grid as MLflow holds it: the latest run of each (architecture, seed) and the floor
+    run that counts (:func:`latest_floor`). ``why``: {cell: reason} for cells with no run (e.g. a plugin that
+    could not be built); ``pending``: cells that other workers of a shared grid still run or have yet to take,
+    reported :data:`PENDING` (not failed) when they have no finished run."""
+    why = why or {}
+    previous = previous_runs(tracker, cc)
+    out = []
+    for cfg in cc.runs():
+        cell = f"{cfg.arch}/{cfg.seed}"
+        r = previous.get((cfg.arch, cfg.seed))
+        if cell in why:  # no run this time (an older one of the cell does not stand in for it)
+            out.append(RunResult(cfg.arch, cfg.seed, None, FAILED, error=why[cell]))
+            continue
+        if r is None or (cell in pending and r["status"] != FINISHED):
+            status = PENDING if cell in pending else FAILED
+            error = "running or waiting on another worker" if cell in pending else "no run was recorded"
+            out.append(RunResult(cfg.arch, cfg.seed, r["run_id"] if r else None, status, error=error))
+            continue
+        error = None if r["status"] == FINISHED else r["tags"].get(keys.TAG_FAILURE, r["status"])
+        out.append(RunResult(cfg.arch, cfg.seed, r["run_id"], r["status"], r["metrics"], error=error))
+    if cc.eval.enabled:
+        kept = latest_floor(floor_runs(cc, tracker))
+        if kept is not None and FLOOR_CELL not in why:
+            out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], kept["run_id"], FINISHED, kept["metrics"]))
+        elif FLOOR_CELL in pending:
+            out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], None, PENDING, error="running on another worker"))
+        else:
+            error = why.get(FLOOR_CELL, "the real-data floor did not finish")
+            out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], None, FAILED, error=error))
+    return out
+
+
 def compare(
     cc: CompareConfig,
     show_progress: bool = True,
     on_run_end: Callable[[RunResult], None] | None = None,
     resume: bool = False,
 ) -> CompareResult:
-    """Train every architecture x seed of ``cc`` under the same budget.
+    """Train every architecture x seed of ``cc`` under the same budget, in this process, cell by cell.
 
     With ``resume``, an (architecture, seed) whose latest run FINISHED is skipped, one that was interrupted
-    (KILLED, or left RUNNING by a killed process) continues from its checkpoint, and a FAILED one starts
-    again. Bad input raises UserError before the first run starts. A run that fails (diverges or raises) is
-    recorded FAILED and the comparison goes on; Ctrl-C ends the current run KILLED and stops. With
-    evaluation on, the real-data floor (training images scored as samples) is added as a reference run.
+    (KILLED, or left RUNNING by a killed process) continues from its checkpoint, a FAILED one starts again,
+    and a FINISHED real-data floor is kept. Bad input raises UserError before the first run starts. A run that
+    fails (diverges or raises) is recorded FAILED and the comparison goes on; Ctrl-C ends the current run
+    KILLED and stops. With evaluation on, the real-data floor (training images scored as samples) is added
+    as a reference run.
     """
-    runs = cc.runs()
     prepare_all(cc, resolve_device(cc.train.device))
     tracker = Tracker(cc.workdir)
-    results: list[RunResult] = []
-    previous = previous_runs(tracker, cc) if resume else {}
+    why: dict[str, str] = {}
     with progress_bar() if show_progress else contextlib.nullcontext() as progress:
-        for cfg in runs:
-            res = run_cell(cfg, tracker, progress, previous.get((cfg.arch, cfg.seed)))
-            results.append(res)
+        for cell in cells(cc):
+            result = run_one(cell, cc, tracker, progress, resume)
+            if result.run_id is None:
+                why[cell] = result.error or result.status
             if on_run_end:
-                on_run_end(res)
-    if cc.eval.enabled:
-        results.append(floor(cc, tracker))
-        if on_run_end:
-            on_run_end(results[-1])
-    return CompareResult(results)
+                on_run_end(result)
+    return CompareResult(results(cc, tracker, why))

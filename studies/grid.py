@@ -50,17 +50,16 @@ from typing import Any
 import optuna
 
 from bench import keys, signals
-from bench.compare import CompareResult, prepare_all, previous_runs, run_cell, run_line
+from bench.compare import CompareResult, cells, prepare_all, previous_runs, results, run_line, run_one
 from bench.config import CompareConfig, flatten, load_compare_config
 from bench.errors import ConfigError, TakenOver
 from bench.harness import resolve_device
 from bench.progress import LineProgress, progress_bar
-from bench.run import FAILED, FINISHED, RunResult, floor
+from bench.run import FAILED, FINISHED, RunResult
 from bench.tracking import Tracker
 from studies.runner import STALE, cores, open_storage, quiet_optuna
 
 CELL, WORKER, FAILURE = "ganbench.cell", "ganbench.worker", "failure"
-FLOOR_CELL = "real-floor"
 RETRY = "retry/"  # study user attribute prefix: retry/<cell> = the trial number from which --resume counts deaths
 INTERRUPTED = "interrupted/"  # study user attribute prefix: interrupted/<number> = the worker Ctrl-C stopped
 MAX_TAKEOVERS = 3  # a cell whose worker died this many times is settled as failed (e.g. it kills its process)
@@ -71,12 +70,6 @@ _IDENTITY_SKIP = ("archs", "seeds", "workdir", "train.device", "data.root")  # m
 def study_name(experiment: str) -> str:
     """The Optuna study that holds the grid of the MLflow experiment ``experiment``."""
     return f"compare-{experiment}"
-
-
-def cells(cc: CompareConfig) -> list[str]:
-    """The grid's cells, in the order they are enqueued: ``<arch>/<seed>`` (architectures in the outer loop),
-    then ``real-floor`` when evaluation is on."""
-    return [f"{a}/{s}" for a in cc.archs for s in cc.seeds] + ([FLOOR_CELL] if cc.eval.enabled else [])
 
 
 def _host() -> str:
@@ -225,24 +218,6 @@ def reconcile(study: optuna.Study, grid: list[str], retry_failed: bool = False) 
     return GridState(waiting, running, settled, enqueued)
 
 
-def _floor_runs(cc: CompareConfig, tracker: Tracker) -> list[dict[str, Any]]:
-    """The experiment's real-data floor runs, oldest first."""
-    runs = sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"])
-    return [r for r in runs if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR]
-
-
-def _floor_cell(cc: CompareConfig, tracker: Tracker) -> RunResult:
-    """The real-data floor of the grid: kept if a floor run of the experiment FINISHED, else (re)computed (a
-    floor run left RUNNING by a dead worker is ended KILLED first)."""
-    runs = _floor_runs(cc, tracker)
-    if runs and runs[-1]["status"] == FINISHED:
-        return RunResult(keys.KIND_FLOOR, cc.seeds[0], runs[-1]["run_id"], FINISHED, runs[-1]["metrics"])
-    for r in runs:
-        if r["status"] == "RUNNING":
-            tracker.attach(r["run_id"]).end("KILLED", "its worker stopped before it finished")
-    return floor(cc, tracker)
-
-
 def _owns(trial: optuna.Trial) -> bool:
     """Whether ``trial`` is still RUNNING in the storage, i.e. no other worker took its cell over (which it
     does when this worker looked dead: a heartbeat that stopped, a process paused past the grace period).
@@ -269,12 +244,7 @@ def _objective(trial: optuna.Trial, cc: CompareConfig, tracker: Tracker, progres
             trial.set_user_attr("duplicate_of", lower[0])
         raise optuna.TrialPruned(f"{cell} is trial {lower[0]}'s")
     try:
-        if cell == FLOOR_CELL:
-            result = _floor_cell(cc, tracker)
-        else:
-            arch, seed = cell.rsplit("/", 1)
-            prev = previous_runs(tracker, cc).get((arch, int(seed)))
-            result = run_cell(cc.run(arch, int(seed)), tracker, progress, prev, owner=lambda: _owns(trial))
+        result = run_one(cell, cc, tracker, progress, resume=True, owner=lambda: _owns(trial))
     except TakenOver as e:  # the trial is another's now (failed as stale): nothing of it is touched here
         print(f"{cell}: {e}", file=sys.stderr, flush=True)
         raise
@@ -438,38 +408,23 @@ def _supervise(
         raise
 
 
-def grid_results(
-    cc: CompareConfig, tracker: Tracker, study: optuna.Study | None = None, settled: bool = False
-) -> list[RunResult]:
-    """The latest run of each cell in the MLflow experiment. With ``settled`` (no trial waits or runs), a run
-    still RUNNING has no worker left (its cell was given up after :data:`MAX_TAKEOVERS` deaths): it is ended
-    FAILED; otherwise it is reported as it stands (another host may be running it).
-    A cell with no run is FAILED with its trial's ``failure`` attribute, when ``study`` is given."""
-    why = {}
-    for t in study.get_trials(deepcopy=False) if study is not None else []:
-        if FAILURE in t.user_attrs:
-            why[t.user_attrs.get(CELL)] = str(t.user_attrs[FAILURE])
-    previous = previous_runs(tracker, cc)
-    out = []
-    for cfg in cc.runs():
-        cell = f"{cfg.arch}/{cfg.seed}"
-        r = previous.get((cfg.arch, cfg.seed))
-        if r is None:
-            out.append(RunResult(cfg.arch, cfg.seed, None, FAILED, error=why.get(cell, "no run was recorded")))
-            continue
-        status, error = r["status"], None
-        if status == "RUNNING" and settled:
-            error = f"its worker died {MAX_TAKEOVERS} times; given up"
-            tracker.attach(r["run_id"]).end(FAILED, error)
-            status = FAILED
-        elif status != FINISHED:
-            error = r["tags"].get(keys.TAG_FAILURE, status)
-        out.append(RunResult(cfg.arch, cfg.seed, r["run_id"], status, r["metrics"], error=error))
-    if cc.eval.enabled:
-        done = [r for r in _floor_runs(cc, tracker) if r["status"] == FINISHED]
-        if done:
-            out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], done[0]["run_id"], FINISHED, done[0]["metrics"]))
-        else:
-            error = why.get(FLOOR_CELL, "the real-data floor did not finish")
-            out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], None, FAILED, error=error))
-    return out
+def grid_results(cc: CompareConfig, tracker: Tracker, study: optuna.Study, settled: bool) -> list[RunResult]:
+    """:func:`bench.compare.results` of the grid: with ``settled`` (no trial waits or runs), a run still RUNNING
+    has no worker left (its cell was given up after :data:`MAX_TAKEOVERS` deaths) and is ended FAILED;
+    otherwise the cells with a waiting or running trial are pending (another worker has them). A cell whose
+    latest trial failed without making a run (bad input found late) is FAILED with the trial's reason."""
+    latest: dict[str, optuna.trial.FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get(CELL) is not None and t.state != optuna.trial.TrialState.PRUNED:
+            latest[t.user_attrs[CELL]] = t
+    pending = {c for c, t in latest.items() if t.state in _LIVE}
+    why = {
+        c: str(t.user_attrs[FAILURE])
+        for c, t in latest.items()
+        if FAILURE in t.user_attrs and "mlflow_run_id" not in t.user_attrs
+    }
+    if settled:
+        for (arch, seed), r in previous_runs(tracker, cc).items():
+            if r["status"] == "RUNNING" and arch in cc.archs and seed in cc.seeds:
+                tracker.attach(r["run_id"]).end(FAILED, f"its worker died {MAX_TAKEOVERS} times; given up")
+    return results(cc, tracker, why, pending)

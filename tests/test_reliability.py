@@ -135,6 +135,8 @@ def test_compare_resume_skips_finished_and_reruns_failed(workdir, mnist_root):
         by_arch.setdefault(x["tags"][keys.TAG_ARCH], []).append(x["status"])
     assert by_arch["vanilla"] == ["FINISHED"]  # skipped, not trained again
     assert sorted(by_arch["dummy"]) == ["FAILED", "FINISHED"]  # the failed one started again
+    floors = [x for x in Tracker(workdir).search_runs(["mnist-compare"]) if x["tags"][keys.TAG_KIND] == "real-floor"]
+    assert [f["status"] for f in floors] == ["FINISHED"]  # kept, as a shared grid keeps it (was computed again)
 
 
 def test_dead_tracking_uri_fails_fast(workdir, monkeypatch):

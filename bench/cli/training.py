@@ -116,7 +116,14 @@ def compare(
         result = run_grid(cc, storage, n, device_list, resume=resume, show_progress=not quiet)
     else:
         result = run_compare(cc, show_progress=not quiet, on_run_end=on_run_end, resume=resume)
-    if report:
+    if result.pending:  # a shared grid this launcher left (its workers gave out) while others still run it
+        typer.echo(
+            f"{len(result.pending)} of {len(result.runs)} runs are still running or waiting on other workers of "
+            "this grid; the report is left to the launcher that sees it complete (or run ganbench report "
+            f"--experiment {cc.experiment} later)",
+            err=True,
+        )
+    elif report:
         from reports.build import build_report, console_table
 
         out = build_report([cc.experiment], Path(cc.workdir) / "reports" / cc.experiment, cc.workdir)

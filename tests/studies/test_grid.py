@@ -1,6 +1,6 @@
 """``ganbench compare --workers / --devices / --storage`` (issue 16): a comparison's grid shared by processes
 and hosts through an Optuna storage, each run FINISHED exactly once, a dead worker's run taken over from its
-checkpoint; plain progress lines off a terminal; the README's Slurm line as plain processes; a real MLflow
+checkpoint; plain progress lines off a terminal; the docs' Slurm line as plain processes; a real MLflow
 tracking server on PostgreSQL."""
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def test_a_duplicate_cell_runs_once(tmp_path, monkeypatch):
     study.enqueue_trial({}, user_attrs={grid.CELL: "vanilla/0"})
     study.enqueue_trial({}, user_attrs={grid.CELL: "vanilla/0"})
     ran = []
-    monkeypatch.setattr(grid, "run_cell", lambda cfg, *a: ran.append(cfg.arch) or pytest.fail("not a duplicate"))
+    monkeypatch.setattr(grid, "run_one", lambda cell, *a, **k: ran.append(cell) or pytest.fail("not a duplicate"))
     low, high = study.ask(), study.ask()
     with pytest.raises(optuna.TrialPruned):
         grid._objective(high, cc, Tracker(tmp_path), None)
@@ -288,15 +288,15 @@ def test_kill_9_of_a_worker_is_taken_over_from_its_checkpoint(workdir, mnist_roo
 
 
 def _slurm_line() -> str:
-    """The ``ganbench compare`` line of the README's Slurm job script."""
-    readme = (REPO / "README.md").read_text()
+    """The ``ganbench compare`` line of the Slurm job script in docs/scaling-out.md."""
+    readme = (REPO / "docs" / "scaling-out.md").read_text()
     (script,) = [b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "#SBATCH --array" in b]
     (line,) = [x for x in script.splitlines() if x.startswith("ganbench compare")]
     return line
 
 
 @pytest.mark.slow
-def test_the_readme_slurm_line_as_two_plain_processes(workdir, mnist_root, tmp_path):
+def test_the_docs_slurm_line_as_two_plain_processes(workdir, mnist_root, tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text('archs = ["vanilla", "cgan"]\nseeds = [0, 1]\n[train]\nsteps = 30\n')
     words = shlex.split(_slurm_line())
