@@ -83,7 +83,8 @@ def test_float_field_accepts_int_and_tuple_field_accepts_list():
 
 
 @pytest.mark.parametrize(
-    "text, message", [("[train\nsteps=1", "not valid TOML"), ("train = 3", "train = 3 in config file .* must be a table")]
+    "text, message",
+    [("[train\nsteps=1", "not valid TOML"), ("train = 3", "train = 3 in config file .* must be a table")],
 )
 def test_bad_toml_file(tmp_path, text, message):
     f = tmp_path / "bad.toml"
