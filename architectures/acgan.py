@@ -13,6 +13,9 @@ DCGAN one (``architectures.blocks``; the paper's dropout in D is not used, as in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Gt
 
 from architectures.blocks import (
     AuxClassifierDiscriminator,
@@ -20,6 +23,7 @@ from architectures.blocks import (
     ConvGenerator,
     GANConfig,
     OneHotInput,
+    Width,
     dcgan_init,
 )
 from architectures.registry import GAN, ArchSpec, register
@@ -29,16 +33,9 @@ from architectures.registry import GAN, ArchSpec, register
 class ACGANConfig(GANConfig):
     """g_width / d_width as in ``dcgan``; aux_weight: weight of the class loss (Odena et al. 2017: 1)."""
 
-    g_width: int = 64
-    d_width: int = 64
-    aux_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if min(self.g_width, self.d_width) < 1:
-            raise ValueError("g_width and d_width must be >= 1")
-        if not self.aux_weight > 0:
-            raise ValueError(f"aux_weight = {self.aux_weight!r} is out of range (> 0)")
+    g_width: Width = 64
+    d_width: Width = 64
+    aux_weight: Annotated[float, Gt(0)] = 1.0
 
 
 def build(cfg: ACGANConfig, image_shape: tuple[int, int, int], num_classes: int) -> GAN:

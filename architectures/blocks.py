@@ -9,13 +9,18 @@ hold the architecture fixed so that differences come from the method.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
+from annotated_types import Ge, Gt, Interval
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from architectures.registry import LR_SCHEDULES, OPTIMIZERS, OptimSpec
+from architectures.registry import LR_SCHEDULES, OPTIMIZERS, OptimSpec, check_declared
+
+Probability = Annotated[float, Interval(ge=0, lt=1)]  # [0, 1): Adam's betas, dropout
+Width = Annotated[int, Ge(1)]  # channels or units
 
 
 @dataclass(frozen=True)
@@ -27,20 +32,24 @@ class GANConfig:
     penalty (0 = off); optimizer: ``adam`` or ``rmsprop``; clip_value: WGAN's weight clipping of D (0 = off);
     lr_schedule: ``constant``, ``linear-decay`` or ``cosine`` over the run's generator steps, after
     lr_warmup_steps of linear warm-up (see :class:`architectures.registry.OptimSpec`).
+
+    Ranges are declared on the fields (annotated-types' ``Ge``, ``Gt``, ``Interval``, which pydantic reads
+    when a config is validated from a file); a subclass declares its own fields' ranges the same way and
+    :func:`architectures.registry.check_declared` checks all of them when a config is built directly.
     """
 
-    z_dim: int = 100
+    z_dim: Annotated[int, Ge(1)] = 100
     loss: str = "bce"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    n_critic: int = 1
-    gp_weight: float = 0.0
+    lr_g: Annotated[float, Gt(0)] = 2e-4
+    lr_d: Annotated[float, Gt(0)] = 2e-4
+    beta1: Probability = 0.5
+    beta2: Probability = 0.999
+    n_critic: Annotated[int, Ge(1)] = 1
+    gp_weight: Annotated[float, Ge(0)] = 0.0
     optimizer: str = "adam"
-    clip_value: float = 0.0
+    clip_value: Annotated[float, Ge(0)] = 0.0
     lr_schedule: str = "constant"
-    lr_warmup_steps: int = 0
+    lr_warmup_steps: Annotated[int, Ge(0)] = 0
 
     def __post_init__(self) -> None:
         from architectures.losses import LOSSES
@@ -49,20 +58,7 @@ class GANConfig:
         for name, allowed in (("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} = {getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        checks = {
-            "z_dim": self.z_dim >= 1,
-            "lr_g": self.lr_g > 0,
-            "lr_d": self.lr_d > 0,
-            "beta1": 0 <= self.beta1 < 1,
-            "beta2": 0 <= self.beta2 < 1,
-            "n_critic": self.n_critic >= 1,
-            "gp_weight": self.gp_weight >= 0,
-            "clip_value": self.clip_value >= 0,
-            "lr_warmup_steps": self.lr_warmup_steps >= 0,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range")
+        check_declared(self)  # every declared range, this class's and a subclass's
 
     def optim(self) -> OptimSpec:
         return OptimSpec(

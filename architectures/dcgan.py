@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from architectures.blocks import ConvDiscriminator, ConvGenerator, GANConfig, activation, conv_padding, dcgan_init
+from architectures.blocks import (
+    ConvDiscriminator,
+    ConvGenerator,
+    GANConfig,
+    Probability,
+    Width,
+    activation,
+    conv_padding,
+    dcgan_init,
+)
 from architectures.registry import GAN, ArchSpec, register
 
 
@@ -21,23 +30,19 @@ class DCGANConfig(GANConfig):
     tutorial); g_activation: ``relu`` (Radford et al. 2016) or ``leaky_relu`` (Keras's tutorial); d_norm:
     ``batch`` (Radford et al. 2016) or ``none``; d_dropout: after each of D's convolutions (0 = none)."""
 
-    g_width: int = 64
-    d_width: int = 64
+    g_width: Width = 64
+    d_width: Width = 64
     kernel_size: int = 4
     g_activation: str = "relu"
     d_norm: str = "batch"
-    d_dropout: float = 0.0
+    d_dropout: Probability = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if min(self.g_width, self.d_width) < 1:
-            raise ValueError("g_width and d_width must be >= 1")
         conv_padding(self.kernel_size)
         activation(self.g_activation)
         if self.d_norm not in ("batch", "none"):
             raise ValueError(f"d_norm = {self.d_norm!r} is not one of batch, none")
-        if not 0 <= self.d_dropout < 1:
-            raise ValueError(f"d_dropout = {self.d_dropout!r} is out of range [0, 1)")
 
 
 def build(cfg: DCGANConfig, image_shape: tuple[int, int, int], num_classes: int = 0) -> GAN:

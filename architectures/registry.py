@@ -12,6 +12,7 @@ registry. Third-party packages add architectures through the entry-point group `
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import warnings
@@ -308,3 +309,77 @@ def build_gan(name: str, cfg: Any, image_shape: tuple[int, int, int], num_classe
             f"{num_classes if spec.conditional else 0} (conditional = {spec.conditional})"
         )
     return gan
+
+
+# --- declared ranges ----------------------------------------------------------------------------------------
+# A config field declares its range once, as ``Annotated[float, Interval(ge=0, lt=1)]`` (annotated-types, the
+# constraint types pydantic reads): pydantic checks it when a config is validated from a file or --set, and
+# :func:`check_declared` when a config dataclass is built directly (a plugin's, a search space's trial).
+
+
+def _bounds(metadata: Any) -> dict[str, Any]:
+    """``{gt|ge|lt|le: value}`` of the constraints in ``Annotated`` metadata (annotated-types objects or
+    pydantic ``FieldInfo``s holding them)."""
+    out: dict[str, Any] = {}
+    for m in metadata:
+        for inner in [m, *getattr(m, "metadata", [])]:
+            for k in ("gt", "ge", "lt", "le"):
+                v = getattr(inner, k, None)
+                if v is not None and not callable(v):
+                    out[k] = v
+    return out
+
+
+def describe_range(metadata: Any) -> str | None:
+    """The range the ``Annotated`` metadata declares, as error messages say it: ``between 8 and 1024``
+    (ge and le), ``[0, 1)`` (ge and lt), ``>= 1``, ``> 0``, ...; None when it declares none."""
+    b = _bounds(metadata)
+    lo = next(((op, b[k]) for k, op in (("ge", ">="), ("gt", ">")) if k in b), None)
+    hi = next(((op, b[k]) for k, op in (("le", "<="), ("lt", "<")) if k in b), None)
+    if lo and hi:
+        if lo[0] == ">=" and hi[0] == "<=":
+            return f"between {lo[1]} and {hi[1]}"
+        return f"{'[' if lo[0] == '>=' else '('}{lo[1]}, {hi[1]}{']' if hi[0] == '<=' else ')'}"
+    one = lo or hi
+    return f"{one[0]} {one[1]}" if one else None
+
+
+def in_range(value: Any, metadata: Any) -> bool:
+    """Whether ``value`` satisfies the bounds declared in ``metadata`` (None and non-numbers: not checked)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return True
+    b = _bounds(metadata)
+    return not (
+        ("gt" in b and not value > b["gt"])
+        or ("ge" in b and not value >= b["ge"])
+        or ("lt" in b and not value < b["lt"])
+        or ("le" in b and not value <= b["le"])
+    )
+
+
+@functools.cache
+def declared_ranges(cls: type) -> dict[str, Any]:
+    """``{field: Annotated metadata}`` of the dataclass ``cls``'s fields that declare a range."""
+    import typing
+
+    out = {}
+    for name, tp in typing.get_type_hints(cls, include_extras=True).items():
+        for arm in (tp, *typing.get_args(tp)):  # Annotated[...] itself, or an arm of Annotated[...] | None
+            if typing.get_origin(arm) is typing.Annotated and _bounds(arm.__metadata__):
+                out[name] = arm.__metadata__
+    return out
+
+
+def out_of_range(name: str, value: Any, metadata: Any) -> str:
+    """``"beta1 = 2.0 is out of range [0, 1)"`` / ``"lr_g = -1.0 is out of range (> 0)"``."""
+    rule = describe_range(metadata) or "?"
+    return f"{name} = {value!r} is out of range {rule if rule[0] in '[(' else f'({rule})'}"
+
+
+def check_declared(cfg: Any) -> None:
+    """Raise ValueError (:func:`out_of_range`'s message) for the first field of the config dataclass ``cfg``
+    outside the range it declares."""
+    for name, metadata in declared_ranges(type(cfg)).items():
+        value = getattr(cfg, name)
+        if not in_range(value, metadata):
+            raise ValueError(out_of_range(name, value, metadata))

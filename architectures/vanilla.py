@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from architectures.blocks import GANConfig, activation
+from architectures.blocks import GANConfig, Probability, activation
 from architectures.registry import GAN, ArchSpec, register
 
 
@@ -28,16 +28,13 @@ class VanillaConfig(GANConfig):
     g_widths: tuple[int, ...] = (256, 512, 1024)
     d_widths: tuple[int, ...] = (512, 256)
     batch_norm: bool = True
-    dropout: float = 0.3
+    dropout: Probability = 0.3
     activation: str = "leaky_relu"
     d_batch_norm: bool = False
-    g_dropout: float = 0.0
+    g_dropout: Probability = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("dropout", "g_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name} = {getattr(self, name)!r} is out of range [0, 1)")
         activation(self.activation)
         if not self.g_widths or not self.d_widths or min(self.g_widths + self.d_widths) < 1:
             raise ValueError("g_widths and d_widths need at least one positive width each")

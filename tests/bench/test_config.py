@@ -124,3 +124,43 @@ def test_a_scalar_where_a_table_belongs_is_refused_even_when_an_option_sets_that
     with pytest.raises(ConfigError) as e:
         load_compare_config(path, overrides={"train": {"steps": 2}})
     assert str(e.value).startswith(message.format(path=path))
+
+
+def _outside(metadata):
+    from architectures.registry import _bounds
+
+    b = _bounds(metadata)
+    if "ge" in b:
+        return b["ge"] - 1
+    if "gt" in b:
+        return b["gt"]
+    return b.get("le", b.get("lt")) + 1
+
+
+def test_every_declared_range_is_enforced_with_the_message_it_declares():
+    """Ranges are pydantic constraints on the fields (no hand-written check): for each one a value just
+    outside it is refused in one line that states the declared range."""
+    import typing
+
+    from architectures import ARCHITECTURES
+    from architectures.registry import declared_ranges, describe_range
+    from bench.config import DataConfig, EvalConfig, TrainConfig
+
+    checked = 0
+    for section, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+        for name, metadata in declared_ranges(cls).items():
+            value = _outside(metadata)
+            with pytest.raises(ConfigError) as e:
+                load_compare_config(None, [f"{section}.{name}={value}"])
+            described = [m.description for m in metadata if getattr(m, "description", None)]
+            allowed = described[0] if described else describe_range(metadata)
+            assert str(e.value).startswith(f"{section}.{name} = ") and str(e.value).endswith(f"expected {allowed}")
+            checked += 1
+    for arch in ARCHITECTURES.names():
+        for name, metadata in declared_ranges(ARCHITECTURES.get(arch).config_cls).items():
+            with pytest.raises(ConfigError, match=rf"^model\.{arch}: {name} = .* is out of range"):
+                load_compare_config(None, [f'archs=["{arch}"]', f"model.{arch}.{name}={_outside(metadata)}"])
+            checked += 1
+    assert checked > 60  # 21 in the bench sections, 9+ per architecture
+    literal = typing.get_type_hints(TrainConfig, include_extras=True)["precision"]
+    assert typing.get_origin(literal) is typing.Literal
