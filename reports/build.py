@@ -21,10 +21,8 @@ import datetime as _dt
 import json
 import os
 import re
-import textwrap
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 import bench
@@ -34,6 +32,7 @@ from bench.tracking import Tracker, keys
 from reports import figures, render, tables
 from reports.collect import collect, datasets_in, split_speed
 from reports.render import Section
+from reports.speed import speed_csv, speed_section
 from reports.stats import pairwise
 
 FORMATS = ("md", "tex", "csv", "html")
@@ -108,7 +107,7 @@ def build_report(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"--out {str(out)!r} cannot be used: {e.strerror or e}") from None
-    speed_sections = [_speed_section(speed)] if len(speed) else []
+    speed_sections = [speed_section(speed)] if len(speed) else []
     failed = df[df["status"] != "FINISHED"]
     n_runs = int((df["kind"] == keys.KIND_RUN).sum())
     counts = f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed, pruned or unfinished."
@@ -143,7 +142,7 @@ def build_report(
         if pws:  # one block per dataset
             write_text(out / "pairwise.csv", pd.concat(pws, ignore_index=True).to_csv(index=False))
         if len(speed):
-            write_text(out / "speed.csv", tables.speed_csv(speed))
+            write_text(out / "speed.csv", speed_csv(speed))
     if "html" in formats:
         write_text(out / "report.html", render.html_page(title, sections, provenance))
     return out
@@ -297,78 +296,6 @@ def _class_names(df: pd.DataFrame) -> list[str] | None:
     return list(json.loads(found[0])) if found else None
 
 
-SPEED_TITLE = "Training speed (ganbench bench speed)"
-
-
-def _cell(value: float, std: float, decimals: int) -> str:
-    """``value (± std)`` with ``decimals``, one fewer from 1 000 on (an 80-column table has no room)."""
-    if np.isnan(value):
-        return "–"
-    d = max(0, decimals - 1) if abs(value) >= 1000 else decimals
-    return f"{value:.{d}f}" + ("" if np.isnan(std) else f" ± {std:.{d}f}")
-
-
-def summary_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    """The comparison in 80 columns for a terminal: architecture, FID (mean ± std), IS, recall and modes
-    covered (the first extractor's), the discriminator's ROC-AUC ("D AUC"), ms/step (means) and seeds; a
-    column with no number in any row is left out.
-    Returns the frame and a note naming the extractor and where the full table is."""
-    agg = tables.aggregate(df)
-    ext = next(iter(tables.extractors_in(df)), None)
-    picks = [
-        (keys.eval_key(ext, keys.FID), "FID", 2) if ext else None,
-        (keys.eval_key(ext, keys.IS_MEAN), "IS", 2) if ext else None,
-        (keys.eval_key(ext, keys.RECALL), "recall", 3) if ext else None,
-        (keys.eval_key(ext, keys.MODES), "modes", 0) if ext else None,
-        (keys.D_ROC_AUC, "D AUC", 3),
-        (keys.MS_PER_STEP_P50, "ms/step", 1),
-    ]
-    names = [tables.FLOOR_LABEL if k == keys.KIND_FLOOR else a for a, k in zip(agg["arch"], agg["kind"], strict=True)]
-    out = pd.DataFrame({"architecture": names})
-    for key, header, decimals in filter(None, picks):
-        values = agg.get(f"{key} mean", pd.Series(np.nan, index=agg.index))
-        stds = agg.get(f"{key} std", pd.Series(np.nan, index=agg.index)) if header == "FID" else values * np.nan
-        if values.notna().any():
-            out[header] = [_cell(v, e, decimals) for v, e in zip(values, stds, strict=True)]
-    out["seeds"] = [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
-    note = (
-        f"FID, IS, recall, modes on {tables.label(df, ext)} features ({ext}); D AUC: the discriminator's ROC-AUC. "
-        if ext
-        else ""
-    )
-    text = note + (
-        "Means (FID ± std) over seeds; the floor's over random subsets of the training split. "
-        "The full table, every metric with its std, is in the report."
-    )
-    return out, textwrap.fill(text, width=80)
-
-
-def terminal_markdown(frame: pd.DataFrame) -> str:
-    """``frame`` as tabulate's "simple" table with two spaces between columns and no padding beyond the
-    widest cell (tabulate's default pads each column by 2 more, which an 8-column summary cannot afford)."""
-    import tabulate
-
-    old, tabulate.MIN_PADDING = tabulate.MIN_PADDING, 0
-    try:
-        return frame.to_markdown(index=False, disable_numparse=True, tablefmt="simple")
-    finally:
-        tabulate.MIN_PADDING = old
-
-
-def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> str:
-    """What the CLI prints after a report, in 80 columns: the comparison's summary
-    (:func:`reports.tables.summary_frame`), then the speed table if the experiments hold ``ganbench bench
-    speed`` rows."""
-    runs, speed = split_speed(collect(experiments, workdir))
-    parts = []
-    datasets = datasets_in(runs)
-    for ds in datasets or ([None] if not len(speed) else []):
-        frame, note = summary_frame(runs if ds is None else runs[runs["dataset"] == ds])
-        title = f"dataset: {ds}\n\n" if ds is not None else ""
-        parts.append(title + terminal_markdown(frame) + "\n\n" + note)
-    return "\n\n".join(parts + ([tables.speed_markdown(speed)] if len(speed) else []))
-
-
 def _provenance(df: pd.DataFrame, experiments: list[str]) -> list[str]:
     """The report's footer: when and from what it was made, the versions and devices the runs recorded."""
     now = _dt.datetime.now().isoformat(timespec="seconds")
@@ -385,32 +312,3 @@ def _provenance(df: pd.DataFrame, experiments: list[str]) -> list[str]:
         if values:
             lines.append(f"Runs made with {name}: {', '.join(values)}")
     return lines + [f"Device: {d}" for d in sorted({d for d in df["device"].dropna() if d})]
-
-
-def _speed_section(speed: pd.DataFrame) -> Section:
-    """The speed table of ``ganbench bench speed`` rows with its notes."""
-    return Section(SPEED_TITLE, lambda style: tables.speed_frame(speed, style), notes=_speed_notes(speed), in_tex=True)
-
-
-def _speed_notes(speed: pd.DataFrame) -> list[str]:
-    rows = tables.latest_speed_rows(speed)
-    settings = []
-    for param, what in (
-        ("param:batch_size", "batch"),
-        ("param:steps", "timed generator steps per row"),
-        ("param:rounds", "interleaved rounds"),
-    ):
-        values = sorted({str(v) for v in rows.get(param, pd.Series(dtype=object)).dropna()})
-        if values:
-            settings.append(f"{what} {'/'.join(values)}")
-    devices = sorted({d for d in rows["device"].dropna() if d})
-    return [
-        "Latest `ganbench bench speed` per architecture"
-        + (f" ({', '.join(settings)})" if settings else "")
-        + (f" on {', '.join(devices)}" if devices else "")
-        + ". ms/step: one generator step with its n_critic discriminator steps (p50 / p95 after warm-up).",
-        "baseline: the same models fed by a torchvision DataLoader over the dataset's torchvision class with "
-        "ToTensor() + Normalize(), torch's default Adam, NCHW, losses read back every step; vs baseline: "
-        "baseline ms/step p50 over the row's (above 1 is faster). Peak MB: CUDA max allocated, or the "
-        "process's peak RSS on a CPU.",
-    ]

@@ -250,16 +250,16 @@ def paper_frame(df: pd.DataFrame, metric_extractor: str, style: str = "md") -> p
     return frame
 
 
-def _md(frame: pd.DataFrame) -> str:
+def md(frame: pd.DataFrame) -> str:
     return frame.to_markdown(index=False, disable_numparse=True)
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    return _md(display_frame(df))
+    return md(display_frame(df))
 
 
 def paper_markdown(df: pd.DataFrame, extractor: str) -> str:
-    return _md(paper_frame(df, extractor))
+    return md(paper_frame(df, extractor))
 
 
 def latex_tabular(frame: pd.DataFrame) -> str:
@@ -299,52 +299,6 @@ def latex_document(parts: list[tuple[str, list[str]]]) -> str:
             r"\end{document}",
             "",
         ]
-    )
-
-
-SPEED_COLUMNS = (
-    (keys.MS_PER_STEP_P50, "ms/step p50", 1),
-    (keys.MS_PER_STEP_P95, "ms/step p95", 1),
-    (keys.IMG_PER_S, "img/s", 0),
-    (keys.PEAK_MEM_MB, "peak MB", 0),
-    (keys.SPEEDUP, "vs baseline", 2),
-)
-
-
-def latest_speed_rows(speed: pd.DataFrame) -> pd.DataFrame:
-    """Rows of ``ganbench bench speed`` (``speed_path`` set): per architecture, those of its latest
-    invocation, architectures in the order they were first benchmarked, paths in the order they ran."""
-    speed = speed.sort_values("start_time", kind="stable")
-    keep = []
-    for arch in speed["arch"].drop_duplicates():
-        rows = speed[speed["arch"] == arch]
-        latest = rows["speed_session"].iloc[-1]
-        keep.append(rows[rows["speed_session"] == latest] if latest else rows)
-    return pd.concat(keep, ignore_index=True)
-
-
-def speed_frame(speed: pd.DataFrame, style: str = "md") -> pd.DataFrame:
-    """The speed table: Architecture | Path | ms/step p50 | p95 | img/s | peak MB | vs baseline (×)."""
-    rows = latest_speed_rows(speed)
-    frame = pd.DataFrame({"Architecture": rows["arch"], "Path": rows["speed_path"]})
-    for key, header, decimals in SPEED_COLUMNS:
-        values = rows[key] if key in rows else pd.Series(np.nan, index=rows.index)
-        suffix = "×" if key == keys.SPEEDUP else ""
-        frame[header] = [f"{v:.{decimals}f}{suffix}" if pd.notna(v) else "n/a" for v in values]
-    if style == "latex":
-        frame = frame.apply(lambda col: col.str.replace("×", r"$\times$", regex=False))
-    return frame
-
-
-def speed_markdown(speed: pd.DataFrame) -> str:
-    return _md(speed_frame(speed))
-
-
-def speed_csv(speed: pd.DataFrame) -> str:
-    """The latest speed rows with their raw values (one row per architecture and path)."""
-    rows = latest_speed_rows(speed)
-    return rows.reindex(columns=["arch", "speed_path", "device", *[k for k, _, _ in SPEED_COLUMNS], "run_id"]).to_csv(
-        index=False
     )
 
 

@@ -36,15 +36,12 @@ import json
 import math
 import multiprocessing
 import multiprocessing.connection
-import os
 import signal
-import socket
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -58,6 +55,7 @@ from bench.progress import LineProgress, progress_bar
 from bench.run import FAILED, FINISHED, RunResult
 from bench.tracking import Tracker
 from studies.runner import STALE, cores, open_storage, quiet_optuna
+from studies.workers import alive, worker_id
 
 CELL, WORKER, FAILURE = "ganbench.cell", "ganbench.worker", "failure"
 RETRY = "retry/"  # study user attribute prefix: retry/<cell> = the trial number from which --resume counts deaths
@@ -70,53 +68,6 @@ _IDENTITY_SKIP = ("archs", "seeds", "workdir", "train.device", "data.root")  # m
 def study_name(experiment: str) -> str:
     """The Optuna study that holds the grid of the MLflow experiment ``experiment``."""
     return f"compare-{experiment}"
-
-
-def _host() -> str:
-    """This host as a worker id names it: the hostname, the kernel's boot id (two machines may share a
-    hostname) and the pid namespace (containers that share a hostname, e.g. ``--net=host``, do not share
-    pids), where Linux tells them."""
-    parts = [socket.gethostname()]
-    with contextlib.suppress(OSError):
-        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8])
-    with contextlib.suppress(OSError):
-        parts.append(str(os.stat("/proc/self/ns/pid").st_ino))
-    return "/".join(parts)
-
-
-def _stat(pid: int | str) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (state first, start time 20th), or None
-    where there is no such process or no ``/proc``."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return fields if len(fields) > 19 else None
-
-
-def worker_id() -> str:
-    """``<host>:<pid>``, with ``@<start time>`` (clock ticks since boot: with the pid it names one process,
-    pids are reused) where Linux tells it."""
-    stat = _stat(os.getpid())
-    return f"{_host()}:{os.getpid()}" + (f"@{stat[19]}" if stat else "")
-
-
-def _alive(worker: str) -> bool:
-    """Whether the worker ``host:pid[@start]`` may still be running (True for another host: only its heartbeat
-    can tell). A zombie (exited, not yet reaped by its parent) counts as dead, and so does a process that
-    started at another time (its pid was reused)."""
-    host, _, proc = worker.rpartition(":")
-    pid, _, start = proc.partition("@")
-    if host != _host() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = _stat(pid)
-    return stat is None or (stat[0] != "Z" and (not start or stat[19] == start))
 
 
 def _identity(cc: CompareConfig) -> dict[str, Any]:
@@ -176,7 +127,7 @@ def reconcile(study: optuna.Study, grid: list[str], retry_failed: bool = False) 
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER)
         silent = worker is None and t.datetime_start and time.time() - t.datetime_start.timestamp() > 300
-        if (worker is not None and not _alive(worker)) or silent:
+        if (worker is not None and not alive(worker)) or silent:
             try:
                 with signals.deferred():
                     study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)

@@ -40,7 +40,8 @@ def report(
 ) -> None:
     """Write the report of experiments (tables, statistics, figures, report.html) or of a study; never retrains
     (except --reseed, which trains the best configuration on new seeds)."""
-    from reports.build import build_report, console_table
+    from reports.build import build_report
+    from reports.summary import console_table
 
     if (experiment is None) == (study is None):
         raise UserError("give either --experiment NAME (repeatable) or --study NAME")

@@ -124,7 +124,8 @@ def compare(
             err=True,
         )
     elif report:
-        from reports.build import build_report, console_table
+        from reports.build import build_report
+        from reports.summary import console_table
 
         out = build_report([cc.experiment], Path(cc.workdir) / "reports" / cc.experiment, cc.workdir)
         typer.echo(console_table([cc.experiment], cc.workdir))

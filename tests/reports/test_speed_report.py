@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from bench import keys
 from bench.cli import app
 from bench.tracking import Tracker
-from reports import tables
+from reports import speed
 from reports.build import build_report
 
 FID = keys.eval_key("lenet-mnist", keys.FID)
@@ -37,7 +37,7 @@ def _speed_rows():
 
 
 def test_latest_invocation_per_architecture():
-    rows = tables.latest_speed_rows(_speed_rows())
+    rows = speed.latest_speed_rows(_speed_rows())
     assert list(zip(rows["arch"], rows["speed_path"], strict=True)) == [
         ("vanilla", "baseline"),
         ("vanilla", "ganbench"),
@@ -48,12 +48,12 @@ def test_latest_invocation_per_architecture():
 
 
 def test_speed_frame_formats_and_marks_missing_values():
-    frame = tables.speed_frame(_speed_rows())
-    assert list(frame.columns) == ["Architecture", "Path", *[h for _, h, _ in tables.SPEED_COLUMNS]]
+    frame = speed.speed_frame(_speed_rows())
+    assert list(frame.columns) == ["Architecture", "Path", *[h for _, h, _ in speed.SPEED_COLUMNS]]
     assert list(frame["vs baseline"]) == ["1.00×", "2.00×", "4.00×", "1.00×", "1.25×"]
     assert list(frame["ms/step p50"])[:3] == ["16.0", "8.0", "4.0"]
     assert set(frame["img/s"]) == {"n/a"}  # not in these rows
-    assert tables.speed_frame(_speed_rows(), "latex")["vs baseline"].iloc[1] == r"2.00$\times$"
+    assert speed.speed_frame(_speed_rows(), "latex")["vs baseline"].iloc[1] == r"2.00$\times$"
 
 
 def _log(tracker, experiment, name, tags, metrics):

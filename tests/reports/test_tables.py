@@ -132,12 +132,12 @@ def test_columns_follow_the_extractors_present():
 
 
 def test_the_terminal_summary_fits_80_columns_and_drops_empty_columns():
-    from reports.build import summary_frame
+    from reports.summary import summary_frame
 
     frame, note = summary_frame(_runs())
     assert list(frame.columns) == ["architecture", "FID", "seeds"]  # no IS, recall, AUC or timing in these runs
     assert list(frame["FID"]) == ["13.00 ± 3.61", "32.00 ± 2.83"]  # the failed run's 1.0 is not averaged in
-    from reports.build import terminal_markdown
+    from reports.summary import terminal_markdown
 
     text = terminal_markdown(frame) + "\n" + note
     assert max(len(line) for line in text.splitlines()) <= 80 and "LeNet" in note
@@ -202,7 +202,7 @@ def test_the_class_histogram_uses_the_classifier_that_logged_shares_whatever_the
 
 def test_the_full_terminal_summary_of_a_wide_comparison_fits_80_columns():
     """Every column (FID ± std, IS, recall, modes, D AUC, ms/step, seeds) at Stacked MNIST's widths."""
-    from reports.build import summary_frame, terminal_markdown
+    from reports.summary import summary_frame, terminal_markdown
 
     ext = "lenet-mnist"
     df = _runs().assign(

@@ -28,7 +28,7 @@ from bench.errors import TakenOver
 from bench.progress import LineProgress
 from bench.run import train
 from bench.tracking import Tracker
-from studies import grid
+from studies import grid, workers
 from studies.runner import open_storage
 from tests.conftest import FAST
 from tests.reports.tools import missing
@@ -105,7 +105,7 @@ def test_reconcile_enqueues_each_cell_once_and_takes_over_dead_workers(tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     a, b, c = study.ask(), study.ask(), study.ask()  # workers took vanilla/0, vanilla/1 and the floor
-    a.set_user_attr(grid.WORKER, f"{grid._host()}:{dead.pid}")  # this host, gone
+    a.set_user_attr(grid.WORKER, f"{workers.host()}:{dead.pid}")  # this host, gone
     b.set_user_attr(grid.WORKER, "another-host:1")  # only its heartbeat could tell
     c.set_user_attr(grid.WORKER, "another-host:2")
     state = grid.reconcile(study, cells)
@@ -121,7 +121,7 @@ def test_reconcile_enqueues_each_cell_once_and_takes_over_dead_workers(tmp_path)
         )
         taken = study.ask()
         assert taken.number == t.number
-        taken.set_user_attr(grid.WORKER, f"{grid._host()}:{dead.pid}")
+        taken.set_user_attr(grid.WORKER, f"{workers.host()}:{dead.pid}")
         grid.reconcile(study, cells)
     state = grid.reconcile(study, cells)
     assert "vanilla/0" not in state.enqueued and state.settled == 1
@@ -135,13 +135,13 @@ def test_reconcile_enqueues_each_cell_once_and_takes_over_dead_workers(tmp_path)
 
 
 def test_a_worker_is_known_by_its_pid_and_start_time():
-    me = grid.worker_id()
-    assert grid._alive(me)
+    me = workers.worker_id()
+    assert workers.alive(me)
     pid_and_start = me.rpartition(":")[2]
     assert "@" in pid_and_start  # Linux: the start time is part of the id
     reused = me.rpartition("@")[0] + "@1"  # the same pid, another process (the pid was reused)
-    assert not grid._alive(reused)
-    assert grid._alive(f"another-host/0:{os.getpid()}@1")  # another host: only its heartbeat can tell
+    assert not workers.alive(reused)
+    assert workers.alive(f"another-host/0:{os.getpid()}@1")  # another host: only its heartbeat can tell
 
 
 def test_a_worker_whose_run_was_taken_over_stops_and_leaves_it(workdir, mnist_root):
