@@ -55,7 +55,7 @@ from bench.progress import LineProgress, progress_bar
 from bench.run import FAILED, FINISHED, RunResult
 from bench.tracking import Tracker
 from studies.runner import STALE, cores, open_storage, quiet_optuna
-from studies.workers import alive, worker_id
+from studies.workers import alive, thread_locks_for_progress_bars, worker_id
 
 CELL, WORKER, FAILURE = "ganbench.cell", "ganbench.worker", "failure"
 RETRY = "retry/"  # study user attribute prefix: retry/<cell> = the trial number from which --resume counts deaths
@@ -240,6 +240,7 @@ def _worker(payload: dict[str, Any]) -> None:
     """A worker process (spawned): its device and torch threads, then :func:`work` with plain progress lines."""
     signals.install()
     quiet_optuna()
+    thread_locks_for_progress_bars()  # a SIGKILLed worker leaks no semaphore into the launcher's tracker
     try:
         if payload["threads"]:
             import torch

@@ -30,6 +30,7 @@ from bench.run import FAILED, PRUNED, prepare, train
 from bench.tracking import Tracker
 from studies.spaces import Param, check_space, space_for, to_config
 from studies.throughput import record_throughput
+from studies.workers import thread_locks_for_progress_bars
 
 SAMPLERS = ("tpe", "random", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
@@ -221,6 +222,7 @@ def _state_callback(tracker: Tracker):
 def _worker(payload: dict[str, Any], n_trials: int, worker: int) -> None:
     """One worker process: load the study and run ``n_trials`` trials of it."""
     quiet_optuna()
+    thread_locks_for_progress_bars()
     if payload.get("threads"):  # K processes on one CPU: share the cores instead of oversubscribing them
         import torch
 

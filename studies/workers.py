@@ -58,3 +58,16 @@ def alive(worker: str) -> bool:
         return True
     stat = proc_stat(pid)
     return stat is None or (stat[0] != "Z" and (not start or stat[19] == start))
+
+
+def thread_locks_for_progress_bars() -> None:
+    """Give tqdm (which torch-fidelity and Optuna use) a thread lock instead of its default multiprocessing one,
+    in a worker process. tqdm's lock is a named semaphore registered with multiprocessing's resource tracker,
+    which the launcher shares: a worker killed with SIGKILL never unregisters it, and the launcher then ends
+    with "resource_tracker: There appear to be N leaked semaphore objects". A worker draws no bars of other
+    processes, so a thread lock is all it needs."""
+    import threading
+
+    import tqdm
+
+    tqdm.tqdm.set_lock(threading.RLock())
