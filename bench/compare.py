@@ -7,7 +7,7 @@ from an Optuna study used as a queue), runs it with :func:`run_one`, and whoever
 from MLflow with :func:`results`. So what a cell's earlier run means (kept, continued or started again), which
 floor run counts (the newest that FINISHED) and how a grid's outcome is read exist once; the two ways differ
 only in where the next cell comes from. ``compare()`` builds no report: the CLI does that with
-``reports.build_report`` from what MLflow now holds.
+``reports.build.build_report`` from what MLflow now holds.
 """
 
 from __future__ import annotations

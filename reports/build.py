@@ -1,4 +1,4 @@
-"""``reports.build_report``: MLflow experiments -> a report folder. Reads MLflow only; never retrains.
+"""``reports.build.build_report``: MLflow experiments -> a report folder. Reads MLflow only; never retrains.
 
 Writes (``formats`` chooses among md, tex, csv, html):
 - ``report.md`` and ``report.html`` (self-contained): protocol, the comparison table (best per column in

@@ -43,3 +43,46 @@ def test_the_layout_table_names_every_module_of_the_tree():
 def test_every_path_in_the_layout_table_exists():
     paths = re.findall(r"`((?:bench|architectures|studies|reports)/[\w/.]*)`", _layout_section())
     assert paths and all((REPO / p).exists() for p in paths), [p for p in paths if not (REPO / p).exists()]
+
+
+GENERATED = {"bench._build_info": "written by setup.py at install time"}
+
+
+def _resolves(dotted: str) -> bool:
+    import dataclasses
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            fields = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+            if not hasattr(obj, name) and name not in fields:
+                return False
+            obj = getattr(obj, name, None)
+        return True
+    return False
+
+
+def test_every_dotted_name_in_the_code_and_docs_exists():
+    """No stale reference: ``bench.metrics.evaluate`` or ``bench.harness.fit`` named after they moved, in a
+    docstring, a comment or a page (the module paths users read in error messages and docs)."""
+    pattern = re.compile(r"\b((?:bench|architectures|studies|reports)(?:\.[A-Za-z_]\w*)+)")
+    files = [p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")]
+    files += [*(REPO / "docs").rglob("*.md"), REPO / "README.md"]
+    stale = set()
+    for path in files:
+        for m in pattern.finditer(path.read_text()):
+            name = m.group(1)
+            if name.split(".")[-1] not in ("py", "toml", "md") and name not in GENERATED and not _resolves(name):
+                stale.add(f"{path.relative_to(REPO)}: {name}")
+    for path in files:  # file paths too: bench/config.py after it became a package
+        for m in re.finditer(r"\b((?:bench|architectures|studies|reports|tests)/[\w/]+\.py)\b", path.read_text()):
+            if not (REPO / m.group(1)).is_file():
+                stale.add(f"{path.relative_to(REPO)}: {m.group(1)}")
+    assert not stale, sorted(stale)
+    text = "\n".join(p.read_text() for p in files)
+    assert "DESIGN.md" not in text and "PROVENANCE" not in text  # files users of the package do not have
