@@ -359,14 +359,20 @@ def in_range(value: Any, metadata: Any) -> bool:
 
 @functools.cache
 def declared_ranges(cls: type) -> dict[str, Any]:
-    """``{field: Annotated metadata}`` of the dataclass ``cls``'s fields that declare a range."""
+    """``{field: Annotated metadata}`` of the dataclass ``cls``'s fields that declare a range, along its bases:
+    a subclass that only changes a field's default (``n_critic: int = 5``) keeps the range its base declared."""
     import typing
 
-    out = {}
-    for name, tp in typing.get_type_hints(cls, include_extras=True).items():
-        for arm in (tp, *typing.get_args(tp)):  # Annotated[...] itself, or an arm of Annotated[...] | None
-            if typing.get_origin(arm) is typing.Annotated and _bounds(arm.__metadata__):
-                out[name] = arm.__metadata__
+    out: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        own = vars(klass).get("__annotations__", {})
+        if not own or not dataclasses.is_dataclass(klass):
+            continue
+        hints = typing.get_type_hints(klass, include_extras=True)
+        for name in own:
+            for arm in (hints[name], *typing.get_args(hints[name])):  # Annotated, or an arm of Annotated | None
+                if typing.get_origin(arm) is typing.Annotated and _bounds(arm.__metadata__):
+                    out[name] = arm.__metadata__
     return out
 
 

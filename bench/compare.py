@@ -23,7 +23,7 @@ from bench.errors import TakenOver, UserError
 from bench.harness import resolve_device
 from bench.progress import progress_bar
 from bench.run import FAILED, FINISHED, RunResult, floor, prepare, run_paths, train
-from bench.tracking import Tracker
+from bench.tracking import Tracker, latest_floor
 
 FLOOR_CELL = "real-floor"
 PENDING = "PENDING"  # RunResult.status of a cell another worker of a shared grid still runs or has yet to take
@@ -68,12 +68,6 @@ def floor_runs(cc: CompareConfig, tracker: Tracker) -> list[dict[str, Any]]:
         return []
     runs = sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"])
     return [r for r in runs if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR]
-
-
-def latest_floor(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The floor run that counts: the newest that FINISHED (None: none did)."""
-    done = [r for r in runs if r["status"] == FINISHED]
-    return done[-1] if done else None
 
 
 def prepare_all(cc: CompareConfig, device: Any) -> None:
@@ -136,7 +130,10 @@ def floor_cell(cc: CompareConfig, tracker: Tracker, resume: bool) -> RunResult:
     for r in runs:
         if r["status"] == "RUNNING":
             tracker.attach(r["run_id"]).end("KILLED", "its process stopped before it finished")
-    return floor(cc, tracker)
+    try:
+        return floor(cc, tracker)
+    except Exception as e:  # as a run that raises: recorded FAILED, the comparison still reports
+        return RunResult(keys.KIND_FLOOR, cc.seeds[0], None, FAILED, error=f"{type(e).__name__}: {e}")
 
 
 def run_one(

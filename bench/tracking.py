@@ -166,6 +166,13 @@ class Run:
             self.client.set_terminated(self.run_id, status)
 
 
+def latest_floor(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Of an experiment's real-data floor runs (oldest first), the one that counts: the newest that FINISHED
+    (None: none did). The sequential compare, the shared grid and the reports all choose it so."""
+    done = [r for r in runs if r["status"] == "FINISHED"]
+    return done[-1] if done else None
+
+
 def _param_str(v: Any) -> str:
     s = "None" if v is None else str(list(v) if isinstance(v, tuple) else v)
     return s[:_PARAM_MAX]

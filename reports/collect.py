@@ -16,7 +16,7 @@ import os
 import pandas as pd
 
 from bench.errors import UserError
-from bench.tracking import Tracker, keys, store_exists
+from bench.tracking import Tracker, keys, latest_floor, store_exists
 
 
 def _prefixed(tags: dict[str, str], prefix: str) -> dict[str, str]:
@@ -69,6 +69,15 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
         return pd.DataFrame(columns=columns)
     df = df.sort_values("start_time")
     if latest_only:
+        floor = df["kind"] == keys.KIND_FLOOR
+        counted = [  # per experiment and dataset, the floor run that counts (bench.tracking.latest_floor)
+            latest_floor(group.to_dict("records")) for _, group in df[floor].groupby(["experiment", "dataset"])
+        ]
+        keep = {r["run_id"] for r in counted if r is not None}
+        done = {(r["experiment"], r["dataset"]) for r in counted if r is not None}
+        groups = zip(df["experiment"], df["dataset"], df["run_id"], strict=True)
+        other = [(e, d) not in done or i in keep for e, d, i in groups]
+        df = df[~floor | pd.Series(other, index=df.index)]  # a finished floor hides newer unfinished ones
         df = df.drop_duplicates(["experiment", "dataset", "arch", "seed", "speed_path"], keep="last")
     return df.sort_values(["arch", "seed"]).reset_index(drop=True)
 

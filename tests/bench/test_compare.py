@@ -78,3 +78,34 @@ def test_a_launcher_left_without_workers_says_what_is_pending_and_leaves_the_rep
     assert r.exit_code == 0, r.output
     assert "1 of 2 runs are still running or waiting on other workers of this grid" in r.stderr
     assert "failed" not in r.output and not (tmp_path / "ws" / "reports").exists()
+
+
+def test_the_report_counts_the_floor_compare_counts(workdir):
+    """A --resume whose new floor run was killed: compare keeps the older FINISHED floor, and so does the
+    report (it took the newest floor run whatever its status)."""
+    import pytest
+
+    from bench.tracking import Tracker
+    from reports.collect import collect
+
+    t = Tracker(workdir)
+    tags = {keys.TAG_KIND: keys.KIND_FLOOR, keys.TAG_ARCH: keys.KIND_FLOOR, keys.TAG_SEED: 0}
+    with t.run("exp", "real-floor", tags) as done:
+        done.log_metrics({"eval/lenet-mnist/fid": 9.5})
+    with pytest.raises(KeyboardInterrupt), t.run("exp", "real-floor", tags):
+        raise KeyboardInterrupt
+    floors = collect(["exp"], workdir).query("kind == @keys.KIND_FLOOR")
+    assert list(floors["run_id"]) == [done.run_id] and list(floors["status"]) == ["FINISHED"]
+
+
+def test_a_floor_that_raises_is_a_failed_cell_in_both_paths(monkeypatch):
+    """The sequential compare let the floor's error escape after all training (no report); the grid settled
+    it as failed. run_one returns it FAILED for both."""
+    import bench.compare as compare
+
+    def boom(cc, tracker):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(compare, "floor", boom)
+    result = compare.run_one(FLOOR_CELL, CC, Store([]), None, resume=False)
+    assert (result.arch, result.status, result.error) == (keys.KIND_FLOOR, "FAILED", "RuntimeError: disk full")

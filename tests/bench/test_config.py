@@ -156,8 +156,12 @@ def test_every_declared_range_is_enforced_with_the_message_it_declares():
             allowed = described[0] if described else describe_range(metadata)
             assert str(e.value).startswith(f"{section}.{name} = ") and str(e.value).endswith(f"expected {allowed}")
             checked += 1
+    from architectures.blocks import GANConfig
+
     for arch in ARCHITECTURES.names():
-        for name, metadata in declared_ranges(ARCHITECTURES.get(arch).config_cls).items():
+        ranges = declared_ranges(ARCHITECTURES.get(arch).config_cls)
+        assert set(declared_ranges(GANConfig)) <= set(ranges), arch  # a redeclared default keeps its range
+        for name, metadata in ranges.items():
             with pytest.raises(ConfigError, match=rf"^model\.{arch}: {name} = .* is out of range"):
                 load_compare_config(None, [f'archs=["{arch}"]', f"model.{arch}.{name}={_outside(metadata)}"])
             checked += 1
