@@ -228,6 +228,10 @@ class ArchSpec:
         summary: one line for ``ganbench list`` (what it is, which paper).
         conditional: True for a class-conditional GAN: ``build`` gets the dataset's number of classes K >= 2
             and returns a :class:`GAN` with ``num_classes = K`` (see :class:`GAN` for the call signatures).
+        trainer: None (the harness's ``bench.trainer.Trainer``), or a subclass of it that overrides a step
+            (``d_step``, ``g_step``, ``run_step``), e.g. to add a regulariser; every run of this architecture
+            trains with it, hooks and budget unchanged. (A plugin outside this package may import
+            ``bench.trainer``; the built-ins do not need to.)
     """
 
     name: str
@@ -235,12 +239,15 @@ class ArchSpec:
     build: Callable[[Any, tuple[int, int, int], int], GAN]
     summary: str = ""
     conditional: bool = False
+    trainer: type | None = None
 
     def __post_init__(self) -> None:
         if not (dataclasses.is_dataclass(self.config_cls) and isinstance(self.config_cls, type)):
             raise ValueError(f"architecture {self.name!r}: config_cls must be a dataclass type")
         if not callable(self.build):
             raise ValueError(f"architecture {self.name!r}: build must be callable")
+        if self.trainer is not None and not isinstance(self.trainer, type):
+            raise ValueError(f"architecture {self.name!r}: trainer must be a class (a bench.trainer.Trainer)")
 
 
 ARCHITECTURES: Registry[ArchSpec] = Registry("architecture", ArchSpec)

@@ -34,7 +34,7 @@ from bench.metrics.protocol import ExtractorPlan, Protocol, plan_extractors
 from bench.metrics.usefulness import Usefulness
 from bench.provenance import provenance_tags
 from bench.tracking import Run, Tracker, store_exists
-from bench.trainer import FitResult, Hook, fit
+from bench.trainer import FitResult, Hook, Trainer
 
 FINISHED, FAILED, PRUNED = "FINISHED", "FAILED", "PRUNED"  # RunResult.status
 
@@ -89,10 +89,8 @@ class Prepared:
 
     reference: ImageData
     plan: ExtractorPlan  # the extractors used at the end of the run, primary first, and those skipped
-
-    def evaluator(self, cfg: RunConfig, device: torch.device) -> Evaluator:
-        """The run's :class:`bench.metrics.Evaluator`: this reference and plan, ``cfg``'s protocol and seed."""
-        return Evaluator(self.reference, cfg.eval, cfg.workdir, device, self.plan.use, cfg.seed)
+    evaluator: Evaluator | None = None  # the run's, built once (None: eval.enabled = false)
+    trainer: type = Trainer  # the architecture's trainer class (ArchSpec.trainer), the harness's by default
 
 
 def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
@@ -108,11 +106,15 @@ def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
         raise ConfigError(f"{cfg.arch} cannot be built for {cfg.data.dataset} images {shape}: {e}") from None
     if cfg.train.keep_best and not (cfg.eval.enabled and cfg.train.eval_every != 0):
         raise ConfigError("train.keep_best needs the FID curve: eval.enabled = true and train.eval_every != 0")
+    trainer = ARCHITECTURES.get(cfg.arch).trainer or Trainer
+    if not issubclass(trainer, Trainer):
+        raise ConfigError(f"architecture {cfg.arch!r}: its trainer {trainer.__name__} is no bench.trainer.Trainer")
     if not cfg.eval.enabled:
-        return Prepared(reference, ExtractorPlan({}, {}))
+        return Prepared(reference, ExtractorPlan({}, {}), None, trainer)
     reference_images(reference, cfg.eval)  # n_reference fits the split
     plan = plan_extractors(cfg.eval, cfg.data.dataset, reference.image_shape, device, cfg.workdir)
-    return Prepared(reference, plan)
+    evaluator = Evaluator(reference, cfg.eval, cfg.workdir, device, plan.use, cfg.seed)
+    return Prepared(reference, plan, evaluator, trainer)
 
 
 def run_tags(arch: str, seed: int, kind: str, plan: ExtractorPlan, classes: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -142,7 +144,7 @@ def standard_hooks(
     ]
     curve = None
     if cfg.eval.enabled and t.eval_every != 0:
-        fid = prep.evaluator(cfg, device).training_metrics()
+        fid = prep.evaluator.training_metrics()
         curve = PeriodicEval(fid, t.eval_every, run, best_path=paths.best if t.keep_best else None, prune=prune)
         hooks.append(curve)
     hooks.append(Checkpointer(paths.checkpoint, t.checkpoint_every, owner))
@@ -201,7 +203,8 @@ def train(
                     {**cfg.flat(), **prep.plan.params(cfg.eval), "loss": gan.loss_name, "torch": torch.__version__}
                 )
             hooks, curve = standard_hooks(cfg, run, paths, prep, device, progress, prune, owner)
-            result = fit(gan, sampler, cfg, device, hooks, resume=state, extra_state={"mlflow_run_id": run.run_id})
+            trainer = prep.trainer(gan, sampler, cfg, device, hooks, extra_state={"mlflow_run_id": run.run_id})
+            result = trainer.fit(resume=state)
             run.set_tags({keys.TAG_DEVICE: result.timing.device, keys.TAG_PEAK_MEM_KIND: result.timing.peak_mem_kind})
             metrics = _fit_metrics(result)
             if curve is not None and curve.best is not None:
@@ -212,7 +215,7 @@ def train(
                 return RunResult(cfg.arch, cfg.seed, run.run_id, PRUNED, metrics, None, run.outcome[1])
             run.set_tags({keys.TAG_SELECTION: _select_checkpoint(cfg, gan, curve, paths, run)})
             if cfg.eval.enabled:
-                metrics.update(_evaluate_and_tag(gan, cfg, prep, device, data, run)[0])
+                metrics.update(_evaluate_and_tag(gan, cfg, prep, data, run)[0])
             run.log_metrics(metrics, result.steps)
             write_text(paths.config, json.dumps(cfg.to_dict(), indent=2, default=list))
             run.log_artifact(paths.config)
@@ -233,12 +236,12 @@ def usefulness(cfg: RunConfig, num_classes: int, reference: ImageData, train: Im
 
 
 def _evaluate_and_tag(
-    gan: Any, cfg: RunConfig, prep: Prepared, device: torch.device, train: ImageData | None, run: Run | None
+    gan: Any, cfg: RunConfig, prep: Prepared, train: ImageData | None, run: Run | None
 ) -> tuple[dict[str, float], list[Protocol]]:
     """The end-of-run metrics of ``gan`` (its evaluator, with the usefulness experiment of a conditional run)
     and their protocols, whose tags are set on ``run`` (None: not tracked)."""
     use = usefulness(cfg, gan.num_classes, prep.reference, train)
-    metrics, protocols = prep.evaluator(cfg, device).evaluate(gan, use)
+    metrics, protocols = prep.evaluator.evaluate(gan, use)
     if run is not None:
         run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
         if use is not None:
@@ -278,7 +281,7 @@ def floor(
     tracker = tracker or Tracker(cc.workdir)
     tags = run_tags(keys.KIND_FLOOR, cfg.seed, keys.KIND_FLOOR, prep.plan, prep.reference.classes)
     with tracker.run(cc.experiment, f"real-floor-{cfg.data.dataset}-{split}", tags) as run:
-        metrics, protocols = prep.evaluator(cfg, device).floor(real)
+        metrics, protocols = prep.evaluator.floor(real)
         if usefulness is None:
             usefulness = any(ARCHITECTURES.get(a).conditional for a in cc.archs)
         if usefulness and cfg.eval.usefulness and real.num_classes > 1:
@@ -343,7 +346,7 @@ def evaluate_checkpoint(
     gan.discriminator.to(device)
     run_id = state.get("mlflow_run_id")
     run = tracker.attach(run_id) if run_id and tracker is not None and tracker.has_run(run_id) else None
-    metrics, protocols = _evaluate_and_tag(gan, cfg, prep, device, None, run)
+    metrics, protocols = _evaluate_and_tag(gan, cfg, prep, None, run)
     if run is not None:
         run.log_metrics(metrics, int(state["step"]))
     return metrics, protocols, run.run_id if run is not None else None

@@ -31,15 +31,35 @@ def _run(arch, sets, train):
     return gan, opts
 
 
+def _trained(gan, batches, cfg):
+    trainer = Trainer(gan, batches, cfg, CPU)
+    trainer.fit()
+    return trainer.opt_g, trainer.opt_d
+
+
+def _same(a, b, where):
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), f"{where} differs from the reference loop"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{where}: {a!r} != {b!r}"
+
+
 @pytest.mark.parametrize(("arch", "sets"), CASES, ids=[f"{a}{'+' if s else ''}" for a, s in CASES])
 def test_every_built_in_trains_bit_identically_to_the_loop_it_replaced(arch, sets):
-    ours, _ = _run(arch, sets, lambda gan, b, cfg: fit(gan, b, cfg, CPU))
-    ref, _ = _run(arch, sets, lambda gan, b, cfg: reference_fit(gan, b, cfg, 3))
+    ours, our_opts = _run(arch, sets, _trained)
+    ref, ref_opts = _run(arch, sets, lambda gan, b, cfg: reference_fit(gan, b, cfg, 3))
     for net in ("generator", "discriminator"):
-        a, b = getattr(ours, net).state_dict(), getattr(ref, net).state_dict()
-        assert a.keys() == b.keys()
-        for k in a:
-            assert torch.equal(a[k], b[k]), f"{arch} {net}.{k} differs from the reference loop"
+        _same(getattr(ours, net).state_dict(), getattr(ref, net).state_dict(), f"{arch} {net}")
+    for name, a, b in zip(("opt_g", "opt_d"), our_opts, ref_opts, strict=True):
+        _same(a.state_dict(), b.state_dict(), f"{arch} {name}")  # moments, step counts, learning rates
 
 
 class R1Trainer(Trainer):
@@ -81,3 +101,28 @@ def test_a_subclass_overrides_a_step_and_the_loop_hooks_and_budget_stay():
     assert [o.step for o in hook.outs] == [1, 2, 3] and seen["result"].stop_reason == "budget"
     assert all("r1" in o.extras and o.extras["r1"] >= 0 for o in hook.outs)
     assert not torch.equal(plain.discriminator[1].weight, r1.discriminator[1].weight)
+
+
+def test_a_plugin_trains_with_its_own_trainer_through_ganbench(mnist_root, fast_sets, workdir):
+    """ArchSpec.trainer: an architecture whose d_step adds R1 is trained by `ganbench train` with it (the
+    regulariser's value is logged like any loss extra); a trainer that is no Trainer is refused up front."""
+    from typer.testing import CliRunner
+
+    from architectures import ArchSpec
+    from bench.cli import app
+    from bench.tracking import Tracker
+    from tests.conftest import DummyConfig, _build_dummy
+
+    ARCHITECTURES.register("dummy-r1", ArchSpec("dummy-r1", DummyConfig, _build_dummy, "R1", trainer=R1Trainer))
+    ARCHITECTURES.register("dummy-bad", ArchSpec("dummy-bad", DummyConfig, _build_dummy, "bad", trainer=dict))
+    try:
+        sets = [a for s in [*fast_sets, "eval.enabled=false"] for a in ("--set", s)]
+        r = CliRunner().invoke(app, ["train", "dummy-r1", "--steps", "3", "-q", *sets])
+        assert r.exit_code == 0, r.output
+        (run,) = Tracker(workdir).search_runs(["mnist-compare"])
+        assert run["status"] == "FINISHED" and run["metrics"]["train/r1"] >= 0
+        bad = CliRunner().invoke(app, ["train", "dummy-bad", "--steps", "3", "-q", *sets])
+        assert bad.exit_code == 2 and "its trainer dict is no bench.trainer.Trainer" in bad.stderr
+    finally:
+        ARCHITECTURES.unregister("dummy-r1")
+        ARCHITECTURES.unregister("dummy-bad")
