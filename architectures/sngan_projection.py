@@ -9,7 +9,7 @@ normalization" in G); hinge loss (sec. 5). z_dim 128. The backbone is the shared
 ``sngan-projection`` vs ``sngan`` differs only by the conditioning. The projection paper's own setting,
 Adam(2e-4, β=(0, 0.9)) with n_dis = 5 (sec. 5), is for its ResNets over 450 000 discriminator updates;
 on this backbone under an epoch budget it leaves G a fifth of the steps (measured on MNIST, 2 epochs: FID
-1 643, against 847 with this optimiser; see the README). Set it with ``--set model.sngan-projection.beta1=0``
+1 643, against 847 with this optimiser; see docs/measurements.md). Set it with ``--set model.sngan-projection.beta1=0``
 etc.
 """
 

@@ -4,9 +4,10 @@
 target, so a crash mid-write leaves the previous good file. ``load`` uses ``torch.load(weights_only=True)``
 (no arbitrary code from a checkpoint) and checks that the file is a ganbench checkpoint.
 
-A checkpoint (built by ``bench.harness``) holds: ``format``, ``version``, ``arch``, ``config`` (the resolved
-RunConfig as a dict), ``seed``, ``step`` / ``d_step``, ``generator`` / ``discriminator`` / ``opt_g`` /
-``opt_d`` state dicts, ``rng`` (torch, CUDA, numpy, python states) and ``mlflow_run_id``.
+A checkpoint (built by ``bench.trainer.Trainer.state_dict``) holds: ``format``, ``version``, ``arch``,
+``config`` (the resolved RunConfig as a dict), ``seed``, ``step`` / ``d_step``, ``generator`` /
+``discriminator`` / ``opt_g`` / ``opt_d`` state dicts, ``rng`` (torch, CUDA, numpy, python states) and
+``mlflow_run_id``.
 """
 
 from __future__ import annotations
@@ -152,8 +153,7 @@ def check_resumable(state: dict[str, Any], cfg: Any, gan: Any, source: str | os.
             "run keeps it (start a new run to change it)"
         )
     try:
-        gan.generator.load_state_dict(state["generator"])
-        gan.discriminator.load_state_dict(state["discriminator"])
+        load_weights(gan, state)
     except (KeyError, RuntimeError) as e:
         raise CheckpointError(
             f"checkpoint {str(source)!r} does not match the model: {str(e).splitlines()[0]}"

@@ -25,7 +25,7 @@ the trials of dead workers on other hosts too. The cell is then enqueued again a
 checkpoint; a cell whose workers died :data:`MAX_TAKEOVERS` times is settled as failed. Idle workers wait while
 trials still run (every ``poll_s`` seconds), so that someone is left to take over. The journal file has no
 heartbeat: use it on one host. Checkpoints are files under ``<workdir>/runs/``: a takeover by another host needs
-the workspace on storage every host reaches (README, "Scaling out").
+the workspace on storage every host reaches (docs/scaling-out.md).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import optuna
 
 from bench import keys, signals
 from bench.config import CompareConfig, combine, load_compare_config, read_toml, require_name, validate
+from bench.config.sources import check_shape
 from bench.errors import ConfigError, UserError
 from bench.harness import resolve_device
 from bench.run import FAILED, PRUNED, prepare, train
@@ -108,6 +109,7 @@ def load_study(
     + command-line study options (``study_sets``) and config options (``overrides``, a nested dict)
     -> (StudyConfig, the trials' base CompareConfig, space overrides)."""
     data = read_toml(path) if path else {}
+    check_shape(data, f"study file {path!r}")  # before it is merged into the trials' base config
     study_table = data.pop("study", {})
     if not isinstance(study_table, dict):
         raise ConfigError(f"study must be a table ([study] with arch, trials, ...), got {study_table!r}")

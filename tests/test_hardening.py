@@ -331,7 +331,7 @@ def test_a_plain_pickle_of_objects_is_refused_in_one_line_without_torch_warnings
     _one_error_line(r, f"checkpoint '{path}' holds objects other than tensors")
 
 
-@pytest.mark.parametrize("name", ["Ünïcødé-実験", "эксперимент_1", "mnist-compare"])
+@pytest.mark.parametrize("name", ["Ünïcødé-実験", "эксперимент_1", "mnist-compare", "प्रयोग", "de\u0301ja\u0300-vu"])
 def test_names_in_any_script_are_experiment_names(name, workdir):
     """MLflow takes them and they stay one folder under the workspace (they used to be refused)."""
     from bench.tracking import Tracker
@@ -342,7 +342,9 @@ def test_names_in_any_script_are_experiment_names(name, workdir):
     assert Tracker(workdir).search_runs([name])[0]["run_id"] == run.run_id
 
 
-@pytest.mark.parametrize("name", ["../up", "a/b", ".hidden", "-flag", "_x", "a\\b", "tab\tname", ""])
+@pytest.mark.parametrize(
+    "name", ["../up", "a/b", ".hidden", "-flag", "_x", "a\\b", "tab\tname", "", "abc\n", "a\u200bb"]
+)
 def test_separators_and_leading_dots_are_still_refused(name):
     with pytest.raises(ConfigError, match="starting with a letter or digit"):
         require_name("experiment", name)

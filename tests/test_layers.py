@@ -49,3 +49,18 @@ def test_a_broken_arrow_is_caught(tmp_path, module, line, contract):
     p = _lint_imports(tmp_path)
     assert p.returncode == 1, p.stdout + p.stderr
     assert contract in p.stdout.split("Broken contracts")[1], p.stdout
+
+
+def test_pytorch_fid_is_a_test_dependency_only():
+    """Only a test compares with pytorch-fid's FID: no package module imports it, so it is not installed for users."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("pytorch-fid") for d in project["dependencies"])
+    assert any(d.startswith("pytorch-fid") for d in project["optional-dependencies"]["dev"])
+    for package in PACKAGES:
+        for path in (REPO / package).rglob("*.py"):
+            assert "pytorch_fid" not in path.read_text(), path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import re
+import unicodedata
 from dataclasses import field
 from typing import Annotated, Any, Literal, get_args
 
@@ -276,16 +276,25 @@ def _resolve_defaults(cfg: Any) -> None:
         object.__setattr__(cfg, "eval", dataclasses.replace(cfg.eval, extractor=default_extractor(cfg.data.dataset)))
 
 
-# experiment and study names, also folder names: letters and digits of any script (MLflow takes them; only
-# separators and leading dots endanger a path), '.', '_', '+', '-'
-NAME = re.compile(r"^[^\W_][\w.+-]{0,99}$")
+# experiment and study names, also folder names: letters (with their combining marks) and digits of any
+# script (MLflow takes them; only separators and leading dots endanger a path), '.', '_', '+', '-'
+NAME_PUNCTUATION = "._+-"
 NAME_RULE = "a name of at most 100 letters (any script), digits, '.', '_', '+' or '-', starting with a letter or digit"
+
+
+def _is_name(value: object) -> bool:
+    """By Unicode category, not ``\\w``: marks (Devanagari vowel signs, the accents of NFD text as macOS
+    writes it) belong to a word; control characters (a newline) and separators never do."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 100:
+        return False
+    kinds = [unicodedata.category(c)[0] for c in value]
+    return kinds[0] in "LN" and all(k in "LNM" or c in NAME_PUNCTUATION for k, c in zip(kinds, value, strict=True))
 
 
 def require_name(key: str, value: str) -> None:
     """Raise ConfigError unless ``value`` can be an experiment or study name (it becomes a folder name under
     the workspace, so no path separators, no ``..``)."""
-    _require(isinstance(value, str) and bool(NAME.match(value)), key, value, NAME_RULE)
+    _require(_is_name(value), key, value, NAME_RULE)
 
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:

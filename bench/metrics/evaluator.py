@@ -59,13 +59,13 @@ class Evaluator:
 
     def fidelity(
         self, images: torch.Tensor, metrics: tuple[str, ...] = ALL_METRICS, seed: int | None = None,
-        extractor: str | None = None, cfg: EvalConfig | None = None,
+        extractor: str | None = None,
     ) -> tuple[dict[str, float], Protocol]:  # fmt: skip
         """``bench.metrics.fidelity.fidelity`` of uint8 ``images (N, C, H, W)`` with one extractor (default the
         primary) against the reference."""
         name = extractor or self.primary
         return fidelity(
-            images, self.reference, cfg or self.cfg, self.workdir, self.device, metrics,
+            images, self.reference, self.cfg, self.workdir, self.device, metrics,
             self.seed if seed is None else seed, name, self.extractors.get(name),
         )  # fmt: skip
 

@@ -15,6 +15,7 @@ from architectures.losses import LossSpec
 from bench import keys
 from bench.cli import app
 from bench.config import load_compare_config
+from bench.errors import ConfigError
 from bench.tracking import Tracker
 from studies import runner
 from studies.runner import StudyConfig, load_study, open_storage, run_study
@@ -270,3 +271,13 @@ def test_an_unreachable_tracking_server_is_refused_before_any_study_file(workdir
     r = _tune(workdir, "--trials", "1")
     assert r.exit_code == 2 and r.stderr.startswith("error: MLFLOW_TRACKING_URI = 'http://127.0.0.1:9' is unreachable")
     assert not (workdir / "optuna").exists()
+
+
+def test_a_study_file_with_a_scalar_for_a_table_is_named_in_the_error(tmp_path):
+    """It was reported as "in the stored config": the study file is merged into the trials' base config."""
+    from studies.runner import load_study
+
+    path = tmp_path / "s.toml"
+    path.write_text('train = 5\n[study]\narch = "dcgan"\n')
+    with pytest.raises(ConfigError, match=rf"^train = 5 in study file '{path}' must be a table"):
+        load_study(str(path), [], {})
