@@ -124,7 +124,8 @@ def load_compare_config(
         check_shape(layer, source)
     data = combine(*layers.values())
     dataset = data.get("data", {}).get("dataset", "mnist") if isinstance(data.get("data"), dict) else None
-    return validate(CompareConfig, combine(DATASET_DEFAULTS.get(dataset, {}), data))
+    defaults = DATASET_DEFAULTS.get(dataset, {}) if isinstance(dataset, str) else {}  # a wrong type: said below
+    return validate(CompareConfig, combine(defaults, data))
 
 
 # defaults that differ by dataset, under every other source: Stacked MNIST counts its 1 000 modes on 26 000

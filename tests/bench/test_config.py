@@ -168,3 +168,9 @@ def test_every_declared_range_is_enforced_with_the_message_it_declares():
     assert checked > 60  # 21 in the bench sections, 9+ per architecture
     literal = typing.get_type_hints(TrainConfig, include_extras=True)["precision"]
     assert typing.get_origin(literal) is typing.Literal
+
+
+def test_a_table_for_the_dataset_name_is_a_type_error():
+    """Found by the fuzzed --set test: data.dataset = {} raised TypeError (a dict as a dictionary key)."""
+    with pytest.raises(ConfigError, match=r"^data.dataset = \{\} has the wrong type; expected str"):
+        load_compare_config(None, ["data.dataset={}"])
