@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -106,8 +107,10 @@ def compare(
         raise UserError(f"--devices {devices!r} names no device; expected e.g. cuda:0,cuda:1")
 
     def on_run_end(r) -> None:
-        line = run_line(r, cc.eval.extractor)
-        typer.secho(line, fg=None if r.status == "FINISHED" else "red", err=True)
+        line = typer.style(run_line(r, cc.eval.extractor), fg=None if r.status == "FINISHED" else "red")
+        # through sys.stderr, which a live rich progress bar redirects above itself (typer.secho's stream
+        # bypasses it and the line lands glued to the bar on a terminal)
+        print(line, file=sys.stderr, flush=True)
 
     if workers is not None or device_list or storage is not None:
         from studies.grid import run_grid

@@ -109,3 +109,35 @@ def test_a_floor_that_raises_is_a_failed_cell_in_both_paths(monkeypatch):
     monkeypatch.setattr(compare, "floor", boom)
     result = compare.run_one(FLOOR_CELL, CC, Store([]), None, resume=False)
     assert (result.arch, result.status, result.error) == (keys.KIND_FLOOR, "FAILED", "RuntimeError: disk full")
+
+
+def test_run_end_lines_print_above_a_live_progress_bar(tmp_path, monkeypatch):
+    """On a terminal, the line that ends a run used to land glued to the end of the progress bar's row
+    (printed past rich's live display); it is now printed through it, on a line of its own."""
+    import io
+
+    from typer.testing import CliRunner
+
+    import bench.compare
+    from bench.cli import app
+    from bench.progress import progress_bar
+    from bench.run import RunResult
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+
+    def fake_compare(cc, show_progress, on_run_end, resume):
+        with progress_bar(screen) as progress:
+            task = progress.add_task("vanilla s0", total=2, losses="", speed="")
+            progress.update(task, completed=2)
+            on_run_end(RunResult("vanilla", 0, "r", "FINISHED", {}))
+        return CompareResult([RunResult("vanilla", 0, "r", "FINISHED", {})])
+
+    monkeypatch.setattr(bench.compare, "compare", fake_compare)
+    r = CliRunner().invoke(app, ["compare", "vanilla", "--steps", "1", "--no-report", "--workdir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    shown = screen.getvalue()
+    assert "\x1b[2Kvanilla seed 0: FINISHED" in shown  # the bar's row cleared, the line written, the bar redrawn
