@@ -16,6 +16,7 @@ TRAIN_D_ACC_FAKE = "train/d_acc_fake"
 # end-of-run evaluation
 FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD = "fid", "is_mean", "is_std", "kid_mean", "kid_std"
 PRECISION, RECALL = "precision", "recall"
+DENSITY, COVERAGE = "density", "coverage"  # Naeem et al. 2020, on the precision/recall features
 MODES, CLASS_KL = "modes", "class_kl"  # mode coverage by the dataset's classifier (bench.metrics.coverage)
 CLASS_SHARE = "class_share"  # + "/<c>": share of the samples the dataset's classifier puts in class c
 INTRA_FID = "intra_fid"  # conditional runs: mean over classes of the class's FID (Miyato & Koyama 2018)

@@ -80,6 +80,8 @@ def columns_for(df: pd.DataFrame) -> list[Column]:
                 Column(keys.eval_key(ext, keys.KID_MEAN), f"KID×10³ ({name}) ↓", 2, 1000, better="lower"),
                 Column(keys.eval_key(ext, keys.PRECISION), f"Precision ({name}) ↑", 3, better="higher"),
                 Column(keys.eval_key(ext, keys.RECALL), f"Recall ({name}) ↑", 3, better="higher"),
+                Column(keys.eval_key(ext, keys.DENSITY), f"Density ({name})", 3),  # ~1 for real data, unbounded
+                Column(keys.eval_key(ext, keys.COVERAGE), f"Coverage ({name}) ↑", 3, better="higher"),
             ]
         if keys.eval_key(ext, keys.MODES) in df.columns:  # a classifier of the dataset: mode coverage
             cols += [

@@ -16,12 +16,18 @@ from pathlib import Path
 
 import torch
 import torch_fidelity
+from torch_fidelity.utils import (
+    create_feature_extractor,
+    extract_featuresdict_from_input_id_cached,
+    resolve_feature_layer_for_metric,
+)
 
 from bench import keys
 from bench.config import EvalConfig
 from bench.data import ImageData, random_subset
 from bench.errors import ConfigError
 from bench.metrics.coverage import classify, coverage
+from bench.metrics.density import density_coverage
 from bench.metrics.extractors import check_extractor, locate_weights, sha256_of
 from bench.metrics.protocol import Protocol, with_primary
 
@@ -108,36 +114,35 @@ def fidelity(
     # cache is cold: fork it, so evaluating never changes training (or depends on the cache's state)
     on_gpu = device.type == "cuda" and torch.cuda.is_available()  # (a test may name CUDA on a CPU machine)
     on_device = torch.cuda.device(device) if on_gpu else contextlib.nullcontext()
-    with torch.random.fork_rng(devices=[]), on_device:  # torch-fidelity's .cuda() uses the current device
-        out = (
-            torch_fidelity.calculate_metrics(
-                input1=_Images(spec.prepare(generated)),
-                **(  # IS alone reads only the samples: the reference's features are not extracted
-                    {"input2": _Images(spec.prepare(ref)), "input2_cache_name": cache_name}
-                    if set(metrics) & {"fid", "kid", "prc"}
-                    else {}
-                ),
-                cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
-                cache=True,
-                cuda=device.type == "cuda",
-                batch_size=cfg.batch_size,
-                feature_extractor=spec.fidelity_name,
-                feature_extractor_weights_path=str(weights),
-                isc="isc" in metrics,
-                fid="fid" in metrics,
-                kid="kid" in metrics,
-                prc="prc" in metrics,
-                kid_subsets=cfg.kid_subsets,
-                kid_subset_size=cfg.kid_subset_size,
-                prc_neighborhood=cfg.prc_neighborhood,
-                rng_seed=seed,
-                save_cpu_ram=True,  # no DataLoader worker processes
-                verbose=False,
-            )
-            if set(metrics) - {"modes"}
+    options = dict(
+        input1=_Images(spec.prepare(generated)),
+        **(  # IS alone reads only the samples: the reference's features are not extracted
+            {"input2": _Images(spec.prepare(ref)), "input2_cache_name": cache_name}
+            if set(metrics) & {"fid", "kid", "prc"}
             else {}
-        )
+        ),
+        cache_root=str(Path(workdir).resolve() / "cache" / "torch-fidelity"),
+        cache=True,
+        cuda=device.type == "cuda",
+        batch_size=cfg.batch_size,
+        feature_extractor=spec.fidelity_name,
+        feature_extractor_weights_path=str(weights),
+        isc="isc" in metrics,
+        fid="fid" in metrics,
+        kid="kid" in metrics,
+        prc="prc" in metrics,
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=cfg.kid_subset_size,
+        prc_neighborhood=cfg.prc_neighborhood,
+        rng_seed=seed,
+        save_cpu_ram=True,  # no DataLoader worker processes
+        verbose=False,
+    )
+    with torch.random.fork_rng(devices=[]), on_device:  # torch-fidelity's .cuda() uses the current device
+        out = torch_fidelity.calculate_metrics(**options) if set(metrics) - {"modes"} else {}
+        extra = _density_coverage(options, cfg.prc_neighborhood) if "prc" in metrics else {}
     result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
+    result |= {keys.eval_key(name, k): v for k, v in extra.items()}
     if "modes" in metrics and spec.num_classes:  # a classifier of the dataset: mode coverage
         real_key = (str(weights), cache_name)  # the reference's predictions, once per process (the floor: 5x)
         if real_key not in _REFERENCE_CLASSES and spec.coverage == "real":
@@ -147,3 +152,15 @@ def fidelity(
         result |= {keys.eval_key(name, k): v for k, v in cov.items()}
     reference_name = f"{reference.name}/{reference.split}"
     return result, Protocol(name, spec.label, sha, n_gen, reference_name, n_ref, seed, subset, spec.kid_features)
+
+
+def _density_coverage(options: dict, k: int) -> dict[str, float]:
+    """Density and coverage (``bench.metrics.density``) on the features precision/recall used: the same
+    extractor layer, torch-fidelity's extraction, and its cache for the reference (the samples' features are
+    extracted once more: torch-fidelity does not return them)."""
+    layer = resolve_feature_layer_for_metric("prc", **options)
+    extractor = create_feature_extractor(options["feature_extractor"], [layer], **options)
+    fake = extract_featuresdict_from_input_id_cached(1, extractor, **options)[layer]
+    real = extract_featuresdict_from_input_id_cached(2, extractor, **options)[layer]
+    found = density_coverage(real.cpu(), fake.cpu(), k)
+    return {keys.DENSITY: found["density"], keys.COVERAGE: found["coverage"]}

@@ -183,10 +183,56 @@ def test_metrics_run_on_the_device_they_are_given(device, cuda, mnist_root, tmp_
         seen.update(kwargs)
         return {torch_fidelity.KEY_METRIC_FID: 1.0}
 
+    def fake_density_coverage(options, k):  # its own feature extraction: on the same device
+        seen["density on cuda"] = options["cuda"]
+        return {}
+
+    import importlib
+
+    fidelity_module = importlib.import_module("bench.metrics.fidelity")  # (bench.metrics.fidelity: the function)
+
     monkeypatch.setattr(torch_fidelity, "calculate_metrics", fake_calculate_metrics)
+    monkeypatch.setattr(fidelity_module, "_density_coverage", fake_density_coverage)
     test = load(DataConfig(), "test", tmp_path)
     assert not test.images.is_cuda
     m, _ = fidelity(
         test.images[:100], test, EvalConfig(n_samples=100, kid_subset_size=50), tmp_path, torch.device(device)
     )
-    assert seen["cuda"] is cuda and m[keys.eval_key("lenet-mnist", keys.FID)] == 1.0
+    assert seen["cuda"] is cuda and seen["density on cuda"] is cuda
+    assert m[keys.eval_key("lenet-mnist", keys.FID)] == 1.0
+
+
+def test_density_and_coverage_equal_the_authors_prdc():
+    """Naeem et al. 2020's density and coverage, as their package prdc computes them, on fixed features."""
+    import contextlib
+    import io
+
+    import numpy as np
+    import prdc
+
+    from bench.metrics.density import density_coverage
+
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(1500, 16)).astype(np.float32)
+    for fake in (rng.normal(size=(1200, 16)) * 1.3 + 0.2, rng.normal(size=(2500, 16)) * 0.5, real[:700] + 0.01):
+        fake = fake.astype(np.float32)
+        for k in (1, 5):
+            with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the sample counts
+                ref = prdc.compute_prdc(real, fake, k)
+            ours = density_coverage(torch.from_numpy(real), torch.from_numpy(fake), k)
+            assert ours["density"] == pytest.approx(ref["density"], abs=1e-12)
+            assert ours["coverage"] == pytest.approx(ref["coverage"], abs=1e-12)
+    with pytest.raises(ValueError, match="k = 5 must be between 1"):
+        density_coverage(torch.zeros(5, 2), torch.zeros(3, 2), 5)
+
+
+def test_density_and_coverage_beside_precision_recall(mnist):
+    """Computed with precision/recall on the same features and k: real images cover the reference, noise
+    covers nothing."""
+    wd, train, test = mnist
+    cfg = EvalConfig(n_samples=1000, kid_subset_size=500, batch_size=500)
+    real, _ = fidelity(train.images[:1000], test, cfg, wd, CPU)
+    noise, _ = fidelity(torch.randint(0, 256, (1000, 1, 28, 28), dtype=torch.uint8), test, cfg, wd, CPU)
+    key = "eval/lenet-mnist/"
+    assert 0.5 < real[key + "density"] < 1.5 and real[key + "coverage"] > 0.1  # 1 000 fakes, 10 000 balls
+    assert noise[key + "coverage"] < 0.01 and noise[key + "density"] < real[key + "density"]
