@@ -50,23 +50,29 @@ def cells(cc: CompareConfig) -> list[str]:
     return [f"{a}/{s}" for a in cc.archs for s in cc.seeds] + ([FLOOR_CELL] if cc.eval.enabled else [])
 
 
-def previous_runs(tracker: Tracker, cc: CompareConfig) -> dict[tuple[str, int], dict[str, Any]]:
-    """The latest run of each (architecture, seed) already in the experiment."""
+def experiment_runs(tracker: Tracker, cc: CompareConfig) -> list[dict[str, Any]]:
+    """Every run of the comparison's experiment, oldest first (none when it does not exist yet)."""
     if tracker.experiment_id(cc.experiment, create=False) is None:
-        return {}
+        return []
+    return sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"])
+
+
+def previous_runs(
+    tracker: Tracker, cc: CompareConfig, runs: list[dict[str, Any]] | None = None
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """The latest run of each (architecture, seed) already in the experiment (``runs``: its
+    :func:`experiment_runs`, when the caller has them)."""
     out: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"]):
+    for r in experiment_runs(tracker, cc) if runs is None else runs:
         arch, seed = r["tags"].get(keys.TAG_ARCH), r["tags"].get(keys.TAG_SEED)
         if r["tags"].get(keys.TAG_KIND) == keys.KIND_RUN and arch and seed is not None:
             out[(arch, int(seed))] = r
     return out
 
 
-def floor_runs(cc: CompareConfig, tracker: Tracker) -> list[dict[str, Any]]:
-    """The experiment's real-data floor runs, oldest first."""
-    if tracker.experiment_id(cc.experiment, create=False) is None:
-        return []
-    runs = sorted(tracker.search_runs([cc.experiment]), key=lambda r: r["start_time"])
+def floor_runs(cc: CompareConfig, tracker: Tracker, runs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The experiment's real-data floor runs, oldest first (``runs``: as :func:`previous_runs`)."""
+    runs = experiment_runs(tracker, cc) if runs is None else runs
     return [r for r in runs if r["tags"].get(keys.TAG_KIND) == keys.KIND_FLOOR]
 
 
@@ -143,13 +149,17 @@ def run_one(
     progress: Any,
     resume: bool,
     owner: Callable[[], bool] | None = None,
+    previous: dict[tuple[str, int], dict[str, Any]] | None = None,
 ) -> RunResult:
     """Run one cell of the grid (:func:`cells`): the floor, or an (architecture, seed) whose latest run in the
-    experiment is continued as :func:`run_cell` says when ``resume`` (a shared grid always resumes)."""
+    experiment is continued as :func:`run_cell` says when ``resume`` (a shared grid always resumes).
+    ``previous``: :func:`previous_runs` as the caller read it once (None: read now, as a shared grid must)."""
     if cell == FLOOR_CELL:
         return floor_cell(cc, tracker, resume)
     arch, seed = cell.rsplit("/", 1)
-    prev = previous_runs(tracker, cc).get((arch, int(seed))) if resume else None
+    if resume and previous is None:
+        previous = previous_runs(tracker, cc)
+    prev = previous.get((arch, int(seed))) if resume else None
     return run_cell(cc.run(arch, int(seed)), tracker, progress, prev, owner)
 
 
@@ -161,7 +171,8 @@ def results(
     could not be built); ``pending``: cells that other workers of a shared grid still run or have yet to take,
     reported :data:`PENDING` (not failed) when they have no finished run."""
     why = why or {}
-    previous = previous_runs(tracker, cc)
+    runs = experiment_runs(tracker, cc)  # one read of the store for the runs and the floor
+    previous = previous_runs(tracker, cc, runs)
     out = []
     for cfg in cc.runs():
         cell = f"{cfg.arch}/{cfg.seed}"
@@ -177,7 +188,7 @@ def results(
         error = None if r["status"] == FINISHED else r["tags"].get(keys.TAG_FAILURE, r["status"])
         out.append(RunResult(cfg.arch, cfg.seed, r["run_id"], r["status"], r["metrics"], error=error))
     if cc.eval.enabled:
-        kept = latest_floor(floor_runs(cc, tracker))
+        kept = latest_floor(floor_runs(cc, tracker, runs))
         if kept is not None and FLOOR_CELL not in why:
             out.append(RunResult(keys.KIND_FLOOR, cc.seeds[0], kept["run_id"], FINISHED, kept["metrics"]))
         elif FLOOR_CELL in pending:
@@ -206,9 +217,10 @@ def compare(
     prepare_all(cc, resolve_device(cc.train.device))
     tracker = Tracker(cc.workdir)
     why: dict[str, str] = {}
+    previous = previous_runs(tracker, cc) if resume else {}  # once: a cell's run changes no other cell's entry
     with progress_bar() if show_progress else contextlib.nullcontext() as progress:
         for cell in cells(cc):
-            result = run_one(cell, cc, tracker, progress, resume)
+            result = run_one(cell, cc, tracker, progress, resume, previous=previous)
             if result.run_id is None:
                 why[cell] = result.error or result.status
             if on_run_end:
