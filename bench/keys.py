@@ -17,6 +17,7 @@ TRAIN_D_ACC_FAKE = "train/d_acc_fake"
 FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD = "fid", "is_mean", "is_std", "kid_mean", "kid_std"
 PRECISION, RECALL = "precision", "recall"
 DENSITY, COVERAGE = "density", "coverage"  # Naeem et al. 2020, on the precision/recall features
+COPY_RATE, NN_RATIO, NN_DISTANCE = "copy_rate", "nn_ratio", "nn_distance"  # bench.metrics.memorisation
 MODES, CLASS_KL = "modes", "class_kl"  # mode coverage by the dataset's classifier (bench.metrics.coverage)
 CLASS_SHARE = "class_share"  # + "/<c>": share of the samples the dataset's classifier puts in class c
 INTRA_FID = "intra_fid"  # conditional runs: mean over classes of the class's FID (Miyato & Koyama 2018)
@@ -50,7 +51,7 @@ TAG_FAILURE = "ganbench.failure"
 TAG_PEAK_MEM_KIND = "ganbench.peak_mem_kind"
 TAG_PROTOCOL = "ganbench.protocol."  # + extractor: the protocol line of that extractor's numbers
 TAG_UNAVAILABLE = "ganbench.unavailable."  # + extractor: why it was not computed
-TAG_KIND = "ganbench.kind"  # "run" (a trained GAN) or "real-floor" (real train images scored as samples)
+TAG_KIND = "ganbench.kind"  # "run" (a trained GAN), "real-floor" (real train images as samples) or "external"
 TAG_SELECTION = "ganbench.checkpoint_selection"
 TAG_CLASSES = "ganbench.classes"  # the dataset's class names as a JSON list (datasets of at most 62 classes)
 TAG_SPEED_PATH = "ganbench.speed_path"  # ganbench bench speed: "baseline", "ganbench", "ganbench bf16", ...
@@ -58,6 +59,10 @@ TAG_SPEED_SESSION = "ganbench.speed_session"  # one id per ganbench bench speed 
 BEST_STEP = "selection/best_step"
 BEST_TRAIN_FID = "selection/best_train_fid"
 KIND_RUN, KIND_FLOOR = "run", "real-floor"
+KIND_EXTERNAL = "external"  # a model trained elsewhere, scored from its samples or generator (bench.external)
+RANKED_KINDS = (KIND_RUN, KIND_EXTERNAL)  # the rows a table ranks (the floor is a reference, never ranked)
+TAG_EXTERNAL = "ganbench.external"  # an external run's source: "samples <kind> <path>" or "generator <spec>"
+TAG_EXTERNAL_SHA256 = "ganbench.external_sha256"  # sha256 of its samples file / folder or generator
 
 
 def augment_key(k: int, what: str) -> str:

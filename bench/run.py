@@ -20,14 +20,14 @@ import torch
 from architectures import ARCHITECTURES, build_gan
 from bench import checkpoint, keys
 from bench.atomic import write_text
-from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
-from bench.data import ImageData, ShuffledBatches, check_batch_size, load
+from bench.config import CompareConfig, DataConfig, EvalConfig, RunConfig, flatten, load_compare_config
+from bench.data import ImageData, ShuffledBatches, check_batch_size, load, to_float
 from bench.errors import CheckpointError, ConfigError, TakenOver, UserError
 from bench.harness import resolve_device, seed_everything
 from bench.hooks import PRUNED as STOP_PRUNED
-from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid
+from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid, save_grid
 from bench.metrics.coverage import MAX_SHARES
-from bench.metrics.evaluator import Evaluator
+from bench.metrics.evaluator import Evaluation, Evaluator
 from bench.metrics.fidelity import reference_images
 from bench.metrics.floor import check_floor_size
 from bench.metrics.protocol import ExtractorPlan, Protocol, plan_extractors
@@ -97,8 +97,8 @@ def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
     """Validate a run before anything is written; raises UserError (unknown dataset or extractor, missing
     data or weights, a batch larger than the split, inconsistent options) before any MLflow run starts."""
     reference = load(cfg.data, cfg.eval.reference_split, cfg.workdir)
-    train_split = load(cfg.data, "train", cfg.workdir).images  # cached: train() takes it from here again
-    check_batch_size(cfg.train.batch_size, train_split.shape[0], f"{cfg.data.dataset}/train")
+    train_split = load(cfg.data, "train", cfg.workdir)  # cached: train() takes it from here again
+    check_batch_size(cfg.train.batch_size, train_split.images.shape[0], f"{cfg.data.dataset}/train")
     try:  # e.g. the convolutional backbone and an image size it cannot make
         build_gan(cfg.arch, cfg.model, reference.image_shape, reference.num_classes)
     except ValueError as e:
@@ -111,10 +111,27 @@ def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
         raise ConfigError(f"architecture {cfg.arch!r}: its trainer {trainer.__name__} is no bench.trainer.Trainer")
     if not cfg.eval.enabled:
         return Prepared(reference, ExtractorPlan({}, {}), None, trainer)
-    reference_images(reference, cfg.eval)  # n_reference fits the split
-    plan = plan_extractors(cfg.eval, cfg.data.dataset, reference.image_shape, device, cfg.workdir)
-    evaluator = Evaluator(reference, cfg.eval, cfg.workdir, device, plan.use, cfg.seed)
+    evaluator, plan = prepare_evaluator(cfg.data, cfg.eval, cfg.workdir, device, cfg.seed, reference, train_split)
     return Prepared(reference, plan, evaluator, trainer)
+
+
+def prepare_evaluator(
+    data: DataConfig,
+    cfg: EvalConfig,
+    workdir: str,
+    device: torch.device,
+    seed: int,
+    reference: ImageData | None = None,
+    train_split: ImageData | None = None,
+) -> tuple[Evaluator, ExtractorPlan]:
+    """The evaluator of runs on ``data`` under ``cfg`` (the reference split and the training split, for
+    memorisation, loaded unless given) and its extractor plan. Raises UserError (missing data or weights,
+    n_reference larger than the split) before anything is written."""
+    reference = reference or load(data, cfg.reference_split, workdir)
+    reference_images(reference, cfg)  # n_reference fits the split
+    train_split = (train_split or load(data, "train", workdir)) if cfg.memorisation else None
+    plan = plan_extractors(cfg, data.dataset, reference.image_shape, device, workdir)
+    return Evaluator(reference, cfg, workdir, device, plan.use, seed, train_split), plan
 
 
 def run_tags(arch: str, seed: int, kind: str, plan: ExtractorPlan, classes: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -215,7 +232,7 @@ def train(
                 return RunResult(cfg.arch, cfg.seed, run.run_id, PRUNED, metrics, None, run.outcome[1])
             run.set_tags({keys.TAG_SELECTION: _select_checkpoint(cfg, gan, curve, paths, run)})
             if cfg.eval.enabled:
-                metrics.update(_evaluate_and_tag(gan, cfg, prep, data, run)[0])
+                metrics.update(_evaluate_and_tag(gan, cfg, prep, data, run).metrics)
             run.log_metrics(metrics, result.steps)
             write_text(paths.config, json.dumps(cfg.to_dict(), indent=2, default=list))
             run.log_artifact(paths.config)
@@ -235,18 +252,34 @@ def usefulness(cfg: RunConfig, num_classes: int, reference: ImageData, train: Im
     return Usefulness(train or load(cfg.data, "train", cfg.workdir), reference, cfg.eval, cfg.workdir)
 
 
-def _evaluate_and_tag(
-    gan: Any, cfg: RunConfig, prep: Prepared, train: ImageData | None, run: Run | None
-) -> tuple[dict[str, float], list[Protocol]]:
-    """The end-of-run metrics of ``gan`` (its evaluator, with the usefulness experiment of a conditional run)
-    and their protocols, whose tags are set on ``run`` (None: not tracked)."""
+def _evaluate_and_tag(gan: Any, cfg: RunConfig, prep: Prepared, train: ImageData | None, run: Run | None) -> Evaluation:
+    """The end-of-run evaluation of ``gan`` (its evaluator, with the usefulness experiment of a conditional
+    run), its protocol tags and memorisation gallery logged to ``run`` (None: not tracked)."""
     use = usefulness(cfg, gan.num_classes, prep.reference, train)
-    metrics, protocols = prep.evaluator.evaluate(gan, use)
+    found = prep.evaluator.evaluate(gan, use)
     if run is not None:
-        run.set_tags({k: v for p in protocols for k, v in p.tags().items()})
+        log_evaluation(run, found, prep.evaluator.train)
         if use is not None:
             run.set_tags({keys.TAG_PROTOCOL + "usefulness": use.protocol()})
-    return metrics, protocols
+    return found
+
+
+def log_evaluation(run: Run, found: Evaluation, train: ImageData | None) -> None:
+    """Tag ``run`` with the protocols of ``found`` and log its memorisation gallery as the artifacts
+    ``memorisation/nearest.png`` (16 pairs: a sample, then its nearest training image; nearest first, row by
+    row) and ``memorisation/nearest.json`` (indices and distances)."""
+    run.set_tags({k: v for p in found.protocols for k, v in p.tags().items()})
+    memo = found.memorisation
+    if memo is None or train is None or not memo.gallery:
+        return
+    pairs = [t for s, i, _, _ in memo.gallery for t in (found.images[s], train.images[i].cpu())]
+    with tempfile.TemporaryDirectory() as tmp:
+        png, js = Path(tmp) / "nearest.png", Path(tmp) / "nearest.json"
+        save_grid(to_float(torch.stack(pairs)), png, nrow=8)
+        rows = [{"sample": s, "train_index": i, "distance": d, "train_nn_distance": r} for s, i, d, r in memo.gallery]
+        js.write_text(json.dumps({"split": f"{train.name}/{train.split}", "pairs": rows}, indent=1))
+        run.log_artifact(png, "memorisation")
+        run.log_artifact(js, "memorisation")
 
 
 def _select_checkpoint(cfg: RunConfig, gan: Any, curve: PeriodicEval | None, paths: RunPaths, run: Run) -> str:
@@ -346,10 +379,10 @@ def evaluate_checkpoint(
     gan.discriminator.to(device)
     run_id = state.get("mlflow_run_id")
     run = tracker.attach(run_id) if run_id and tracker is not None and tracker.has_run(run_id) else None
-    metrics, protocols = _evaluate_and_tag(gan, cfg, prep, None, run)
+    found = _evaluate_and_tag(gan, cfg, prep, None, run)
     if run is not None:
-        run.log_metrics(metrics, int(state["step"]))
-    return metrics, protocols, run.run_id if run is not None else None
+        run.log_metrics(found.metrics, int(state["step"]))
+    return found.metrics, found.protocols, run.run_id if run is not None else None
 
 
 def _fit_metrics(r: FitResult) -> dict[str, float]:

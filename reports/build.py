@@ -29,7 +29,7 @@ import bench
 from bench.atomic import write_text
 from bench.errors import UserError
 from bench.tracking import Tracker, keys
-from reports import figures, render, tables
+from reports import figures, render, scoring, tables
 from reports.collect import collect, datasets_in, split_speed
 from reports.render import Section
 from reports.speed import speed_csv, speed_section
@@ -58,7 +58,7 @@ def resolve_metric(df: pd.DataFrame, metric: str | None) -> str:
 
 
 def pairwise_frame(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    runs = df[(df["status"] == "FINISHED") & (df["kind"] == keys.KIND_RUN)]
+    runs = df[(df["status"] == "FINISHED") & df["kind"].isin(keys.RANKED_KINDS)]
     groups = {a: list(runs.loc[runs["arch"] == a, metric].dropna()) for a in tables.arch_order(runs)}
     return pairwise(groups)
 
@@ -109,7 +109,7 @@ def build_report(
         raise UserError(f"--out {str(out)!r} cannot be used: {e.strerror or e}") from None
     speed_sections = [speed_section(speed)] if len(speed) else []
     failed = df[df["status"] != "FINISHED"]
-    n_runs = int((df["kind"] == keys.KIND_RUN).sum())
+    n_runs = int(df["kind"].isin(keys.RANKED_KINDS).sum())
     counts = f"Runs: {n_runs - len(failed)} finished, {len(failed)} failed, pruned or unfinished."
     sections: list[Section] = [Section(notes=[counts])] if len(df) else []
     datasets = datasets_in(df)
@@ -175,7 +175,8 @@ def _sections(
     Every title and the first note name the dataset."""
     extractor = primary.split("/")[1] if primary else None
     label = f"{primary.split('/')[2].upper()} ({tables.label(df, extractor)})" if primary else ""
-    figs = _figures(df, fig_dir, Tracker(workdir), primary, label)
+    tracker = Tracker(workdir)
+    figs = _figures(df, fig_dir, tracker, primary, label)
     protocols = sorted(  # the usefulness protocol goes with its own section
         {line for d in df["protocols"] if isinstance(d, dict) for k, line in d.items() if k != "usefulness"}
     )
@@ -225,6 +226,9 @@ def _sections(
         sections.append(Section(f"Pairwise comparison on {primary}{on}", text=[NEED_SEEDS]))
     if keys.CAS in df and df[keys.CAS].notna().any():
         sections.append(_usefulness_section(df, fig_dir, on))
+    sections += [
+        s for s in (scoring.agreement_section(df, on), scoring.memorisation_section(df, tracker, fig_dir, on)) if s
+    ]
     if len(failed):
         lines = [
             f"{r.arch} seed {r.seed}: {r.status} — {r.failure or 'no reason recorded'}" for r in failed.itertuples()
@@ -311,4 +315,10 @@ def _provenance(df: pd.DataFrame, experiments: list[str]) -> list[str]:
         values = sorted({d[key] for d in df["provenance"] if isinstance(d, dict) and key in d})
         if values:
             lines.append(f"Runs made with {name}: {', '.join(values)}")
+    external = df[df.get("external", pd.Series("", index=df.index)).fillna("") != ""]
+    lines += [
+        f"External model {r.arch} (scored by ganbench eval, not trained by ganbench): {r.external}, "
+        f"sha256 {r.external_sha256}"
+        for r in external.drop_duplicates("arch", keep="last").itertuples()
+    ]
     return lines + [f"Device: {d}" for d in sorted({d for d in df["device"].dropna() if d})]

@@ -1,13 +1,13 @@
 """MLflow runs -> a pandas DataFrame, one row per run.
 
 Columns: ``run_id``, ``experiment``, ``arch``, ``seed``, ``status``, ``start_time`` (ms), ``kind`` ("run" or
-"real-floor"), ``failure``, ``protocols`` / ``unavailable`` / ``labels`` ({extractor: protocol line / reason
-/ short name}),
-``selection`` (which checkpoint was evaluated), ``device``, ``speed_path`` / ``speed_session`` (rows of
-``ganbench bench speed``; empty for training runs), ``provenance`` (versions, git commit), then one column
-per metric key (latest value) and ``param:<name>`` per param. When an (experiment, arch, seed, speed path)
-was run several times, only the latest run is kept (re-running a comparison supersedes the older run).
-"""
+"real-floor"), ``failure``, ``protocols`` / ``unavailable`` / ``labels`` / ``fd_names`` ({extractor: protocol
+line / reason / short name / name of its Fréchet distance}), ``selection`` (which checkpoint was evaluated),
+``external`` / ``external_sha256`` (an external model's source and the sha256 of its samples or generator; empty
+for ganbench's runs), ``device``, ``speed_path`` / ``speed_session`` (rows of ``ganbench bench speed``; empty
+for training runs), ``provenance`` (versions, git commit), then one column per metric key (latest value) and
+``param:<name>`` per param. When an (experiment, arch, seed, speed path) was run several times, only the latest
+run is kept (re-running a comparison supersedes the older run)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,12 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
             "labels": {
                 k.split(".")[1]: v for k, v in tags.items() if k.startswith("protocol.") and k.endswith(".label")
             },
+            "fd_names": {
+                k.split(".")[1]: v for k, v in tags.items() if k.startswith("protocol.") and k.endswith(".fd_name")
+            },
             "selection": tags.get(keys.TAG_SELECTION, ""),
+            "external": tags.get(keys.TAG_EXTERNAL, ""),  # an external model's source (bench.external)
+            "external_sha256": tags.get(keys.TAG_EXTERNAL_SHA256, ""),
             "classes": tags.get(keys.TAG_CLASSES, ""),  # JSON list of the dataset's class names (<= 62)
             "device": tags.get(keys.TAG_DEVICE, ""),
             "speed_path": tags.get(keys.TAG_SPEED_PATH, ""),

@@ -34,10 +34,10 @@ def colours(archs: list[str]) -> dict[str, tuple[float, ...]]:
 
 
 def _runs(df: pd.DataFrame) -> pd.DataFrame:
-    return df[(df["status"] == "FINISHED") & (df["kind"] == keys.KIND_RUN)]
+    return df[(df["status"] == "FINISHED") & df["kind"].isin(keys.RANKED_KINDS)]
 
 
-def _save(fig: plt.Figure, out_dir: Path, name: str) -> Path:
+def save_figure(fig: plt.Figure, out_dir: Path, name: str) -> Path:
     for ext in ("png", "pdf"):  # atomic: hosts of a shared grid each write the report into one workspace
         path = out_dir / f"{name}.{ext}"
         write_atomic(path, lambda f, ext=ext: fig.savefig(f, format=ext, dpi=150, bbox_inches="tight"))
@@ -57,9 +57,11 @@ def sample_grids(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> dict[str,
                 continue
             fig, ax = plt.subplots(figsize=(4, 4))
             ax.imshow(plt.imread(path), cmap="gray")
-            ax.set_title(f"{arch} (seed {run['seed']}, {int(run.get(keys.G_STEPS, 0))} G steps)", fontsize=9)
+            steps = run.get(keys.G_STEPS)
+            trained = f"seed {run['seed']}, {int(steps)} G steps" if pd.notna(steps) else "external"
+            ax.set_title(f"{arch} ({trained})", fontsize=9)
             ax.axis("off")
-            out[str(arch)] = _save(fig, out_dir, f"samples-{arch}")
+            out[str(arch)] = save_figure(fig, out_dir, f"samples-{arch}")
     return out
 
 
@@ -77,7 +79,8 @@ def samples_over_training(df: pd.DataFrame, tracker: Tracker, out_dir: Path, max
             if len(steps) > max_cols:  # evenly spaced, always keeping the last
                 idx = np.linspace(0, len(steps) - 1, max_cols).round().astype(int)
                 steps = [steps[i] for i in sorted(set(idx))]
-            strips[str(arch)] = [(s, plt.imread(p)) for s, p in steps]
+            if steps:  # an external model logs its final grid only
+                strips[str(arch)] = [(s, plt.imread(p)) for s, p in steps]
     if not strips:
         return None
     n_cols = max(len(v) for v in strips.values())
@@ -91,7 +94,7 @@ def samples_over_training(df: pd.DataFrame, tracker: Tracker, out_dir: Path, max
                 ax.set_title(f"step {items[c][0]}", fontsize=7)
         axes[r][0].text(-0.08, 0.5, arch, transform=axes[r][0].transAxes, ha="right", va="center", fontsize=9)
     fig.suptitle("Samples from a fixed z during training (first seed)", fontsize=10)
-    return _save(fig, out_dir, "samples-over-training")
+    return save_figure(fig, out_dir, "samples-over-training")
 
 
 def curves(df: pd.DataFrame, tracker: Tracker, key: str) -> dict[str, pd.DataFrame]:
@@ -128,7 +131,7 @@ def _plot(ax: plt.Axes, data: dict[str, pd.DataFrame], col: dict, ylabel: str, x
 
 
 def _colours(df: pd.DataFrame) -> dict:
-    return colours(list(df.loc[df["kind"] == keys.KIND_RUN, "arch"].unique()))
+    return colours(list(df.loc[df["kind"].isin(keys.RANKED_KINDS), "arch"].unique()))
 
 
 def loss_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> Path | None:
@@ -141,7 +144,7 @@ def loss_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> Path | Non
     _plot(axes[1], g, col, "generator loss")
     axes[1].legend(fontsize=8)
     fig.suptitle("Training losses (mean over seeds, band ±1 std)", fontsize=10)
-    return _save(fig, out_dir, "losses")
+    return save_figure(fig, out_dir, "losses")
 
 
 def fid_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> list[Path]:
@@ -155,7 +158,7 @@ def fid_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> list[Path]:
         _plot(ax, data, col, "FID during training", x=x)
         ax.set_yscale("log")
         ax.legend(fontsize=8)
-        paths.append(_save(fig, out_dir, name))
+        paths.append(save_figure(fig, out_dir, name))
     return paths
 
 
@@ -171,7 +174,7 @@ def d_accuracy_curves(df: pd.DataFrame, tracker: Tracker, out_dir: Path) -> Path
         ax.set_ylim(-0.02, 1.02)
     axes[1].legend(fontsize=8)
     fig.suptitle("Discriminator accuracy during training, at each loss's threshold", fontsize=10)
-    return _save(fig, out_dir, "d-accuracy")
+    return save_figure(fig, out_dir, "d-accuracy")
 
 
 def quality_vs_cost(df: pd.DataFrame, out_dir: Path, metric: str, label: str) -> Path | None:
@@ -198,7 +201,7 @@ def quality_vs_cost(df: pd.DataFrame, out_dir: Path, metric: str, label: str) ->
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Quality vs cost (points: runs; markers: mean ± std)", fontsize=10)
-    return _save(fig, out_dir, "quality-vs-cost")
+    return save_figure(fig, out_dir, "quality-vs-cost")
 
 
 def class_histogram(df: pd.DataFrame, out_dir: Path, extractor: str, classes: list[str] | None = None) -> Path | None:
@@ -230,7 +233,7 @@ def class_histogram(df: pd.DataFrame, out_dir: Path, extractor: str, classes: li
     ax.set_xlabel("class predicted by the dataset's classifier")
     ax.legend(fontsize=7, ncol=min(len(order), 4))
     ax.set_title("Predicted class histogram (dashed: uniform)", fontsize=10)
-    return _save(fig, out_dir, "class-histogram")
+    return save_figure(fig, out_dir, "class-histogram")
 
 
 def usefulness_vs_k(df: pd.DataFrame, out_dir: Path) -> Path | None:
@@ -262,4 +265,4 @@ def usefulness_vs_k(df: pd.DataFrame, out_dir: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Does generated data help a classifier? (band: ±1 std over seeds)", fontsize=10)
-    return _save(fig, out_dir, "usefulness-vs-k")
+    return save_figure(fig, out_dir, "usefulness-vs-k")

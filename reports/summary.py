@@ -38,14 +38,13 @@ def summary_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         (keys.D_ROC_AUC, "D AUC", 3),
         (keys.MS_PER_STEP_P50, "ms/step", 1),
     ]
-    names = [tables.FLOOR_LABEL if k == keys.KIND_FLOOR else a for a, k in zip(agg["arch"], agg["kind"], strict=True)]
-    out = pd.DataFrame({"architecture": names})
+    out = pd.DataFrame({"architecture": tables.row_labels(agg)})
     for key, header, decimals in filter(None, picks):
         values = agg.get(f"{key} mean", pd.Series(np.nan, index=agg.index))
         stds = agg.get(f"{key} std", pd.Series(np.nan, index=agg.index)) if header == "FID" else values * np.nan
         if values.notna().any():
             out[header] = [_cell(v, e, decimals) for v, e in zip(values, stds, strict=True)]
-    out["seeds"] = [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
+    out["seeds"] = tables.seeds_column(agg)
     note = (
         f"FID, IS, recall, modes on {tables.label(df, ext)} features ({ext}); D AUC: the discriminator's ROC-AUC. "
         if ext

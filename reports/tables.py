@@ -62,6 +62,15 @@ def label(df: pd.DataFrame, extractor: str) -> str:
     return LABELS_OF_OLDER_RUNS.get(extractor, extractor)
 
 
+def fd_name(df: pd.DataFrame, extractor: str) -> str:
+    """The name of the Fréchet distance in ``extractor``'s space, as its runs recorded it (tag
+    ``protocol.<name>.fd_name``: ``FD_DINOv2`` for DINOv2, Stein et al. 2023); ``FID`` by default."""
+    for d in df.get("fd_names", []):
+        if isinstance(d, dict) and extractor in d:
+            return d[extractor]
+    return "FID"
+
+
 def _unavailable(df: pd.DataFrame) -> set[str]:
     return {n for d in df.get("unavailable", []) if isinstance(d, dict) for n in d}
 
@@ -72,9 +81,10 @@ def columns_for(df: pd.DataFrame) -> list[Column]:
     for ext in extractors_in(df):
         name = label(df, ext)
         cols += [
-            Column(keys.eval_key(ext, keys.FID), f"FID ({name}) ↓", 2, better="lower"),
-            Column(keys.eval_key(ext, keys.IS_MEAN), f"IS ({name}) ↑", 2, better="higher"),
+            Column(keys.eval_key(ext, keys.FID), f"{fd_name(df, ext)} ({name}) ↓", 2, better="lower"),
         ]
+        if keys.eval_key(ext, keys.IS_MEAN) in df.columns or keys.eval_key(ext, keys.FID) not in df.columns:
+            cols.append(Column(keys.eval_key(ext, keys.IS_MEAN), f"IS ({name}) ↑", 2, better="higher"))
         if keys.eval_key(ext, keys.FID) in df.columns:  # computed: the full set; unavailable: FID and IS (n/a)
             cols += [
                 Column(keys.eval_key(ext, keys.KID_MEAN), f"KID×10³ ({name}) ↓", 2, 1000, better="lower"),
@@ -82,6 +92,11 @@ def columns_for(df: pd.DataFrame) -> list[Column]:
                 Column(keys.eval_key(ext, keys.RECALL), f"Recall ({name}) ↑", 3, better="higher"),
                 Column(keys.eval_key(ext, keys.DENSITY), f"Density ({name})", 3),  # ~1 for real data, unbounded
                 Column(keys.eval_key(ext, keys.COVERAGE), f"Coverage ({name}) ↑", 3, better="higher"),
+            ]
+        if keys.eval_key(ext, keys.COPY_RATE) in df.columns:  # memorisation (the primary extractor's features)
+            cols += [  # not ranked: a model of noise copies nothing; NN ratio ~1 is unseen data's
+                Column(keys.eval_key(ext, keys.COPY_RATE), f"copy rate ({name})", 3),
+                Column(keys.eval_key(ext, keys.NN_RATIO), f"NN ratio ({name})", 2),
             ]
         if keys.eval_key(ext, keys.MODES) in df.columns:  # a classifier of the dataset: mode coverage
             cols += [
@@ -120,7 +135,7 @@ def augment_ks(df: pd.DataFrame, what: str = "gain") -> list[int]:
 def arch_order(df: pd.DataFrame) -> list[str]:
     """Architectures in the order their first run started, the real-data floor last."""
     kind = df["kind"] if "kind" in df else pd.Series(keys.KIND_RUN, index=df.index)
-    ordered = df.assign(_floor=(kind != keys.KIND_RUN).astype(int))
+    ordered = df.assign(_floor=(~kind.isin(keys.RANKED_KINDS)).astype(int))
     sort = ["_floor", "start_time"] if "start_time" in df else ["_floor"]
     return list(ordered.sort_values(sort, kind="stable")["arch"].drop_duplicates())
 
@@ -161,7 +176,7 @@ def aggregate(df: pd.DataFrame, cols: list[Column] | None = None) -> pd.DataFram
 
 
 def _best(agg: pd.DataFrame, c: Column) -> float | None:
-    runs = (agg[agg["kind"] == keys.KIND_RUN][f"{c.key} mean"].dropna() * c.scale).round(c.decimals)
+    runs = (agg[agg["kind"].isin(keys.RANKED_KINDS)][f"{c.key} mean"].dropna() * c.scale).round(c.decimals)
     if c.better is None or runs.nunique() < 2:  # nothing to rank, or every architecture ties
         return None
     return float(runs.min() if c.better == "lower" else runs.max())
@@ -183,8 +198,7 @@ def display_frame(df: pd.DataFrame, style: str = "md") -> pd.DataFrame:
     agg = aggregate(df)
     unavailable = _unavailable(df)
     pm = r" $\pm$ " if latex else " ± "
-    labels = [FLOOR_LABEL if k == keys.KIND_FLOOR else a for a, k in zip(agg["arch"], agg["kind"], strict=True)]
-    out = pd.DataFrame({"Architecture": labels})
+    out = pd.DataFrame({"Architecture": row_labels(agg)})
     for c in columns_for(df):
         header = _latex_header(c.header) if latex else c.header
         best = _best(agg, c)
@@ -196,24 +210,40 @@ def display_frame(df: pd.DataFrame, style: str = "md") -> pd.DataFrame:
             text = _fmt(mean, std, c, pm)
             if (
                 best is not None
-                and kind == keys.KIND_RUN
+                and kind in keys.RANKED_KINDS
                 and round(mean * c.scale, c.decimals) == round(best * c.scale, c.decimals)
             ):
                 text = BOLD[style].format(text)
             cells.append(text)
         out[header] = cells
-    out["seeds"] = [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
+    out["seeds"] = seeds_column(agg)
     return out
 
 
+EXTERNAL_SUFFIX = " (external)"
+
+
+def row_labels(agg: pd.DataFrame) -> list[str]:
+    """The first column of a table: the architecture, ``real data (floor)``, or an external model's name with
+    `` (external)`` (scored from its samples or generator, ``ganbench eval --samples``)."""
+    names = {keys.KIND_FLOOR: lambda a: FLOOR_LABEL, keys.KIND_EXTERNAL: lambda a: f"{a}{EXTERNAL_SUFFIX}"}
+    return [names.get(k, str)(a) for a, k in zip(agg["arch"], agg["kind"], strict=True)]
+
+
+def seeds_column(agg: pd.DataFrame) -> list[str]:
+    """The ``seeds`` column: the finished runs of an architecture, "–" for the floor and external models."""
+    return [str(n) if k == keys.KIND_RUN else "–" for n, k in zip(agg["n_seeds"], agg["kind"], strict=True)]
+
+
 def _latex_header(header: str) -> str:
-    return header.replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$").replace("%", r"\%")
+    header = header.replace("%", r"\%").replace("_", r"\_")  # FD_DINOv2
+    return header.replace("↓", r"$\downarrow$").replace("↑", r"$\uparrow$")
 
 
 def paper_frame(df: pd.DataFrame, metric_extractor: str, style: str = "md") -> pd.DataFrame:
     """The layout papers use: Model | FID | IS | Epochs | D accuracy (real/fake), for one extractor."""
     agg = aggregate(df)
-    agg = agg[agg["kind"] == keys.KIND_RUN]
+    agg = agg[agg["kind"].isin(keys.RANKED_KINDS)]
     name = label(df, metric_extractor)
     latex = style == "latex"
     pm = r" $\pm$ " if latex else " ± "
@@ -240,7 +270,7 @@ def paper_frame(df: pd.DataFrame, metric_extractor: str, style: str = "md") -> p
     ]
     frame = pd.DataFrame(
         {
-            "Model": list(agg["arch"]),
+            "Model": row_labels(agg),
             fid.header: cells(fid),
             is_.header: cells(is_),
             "Epochs": epochs,
@@ -316,8 +346,7 @@ def usefulness_frame(df: pd.DataFrame, style: str = "md") -> pd.DataFrame:
     rows = []
     for arch in arch_order(runs):
         g = runs[runs["arch"] == arch]
-        floor = g["kind"].iloc[0] == keys.KIND_FLOOR
-        row = {"architecture": FLOOR_LABEL if floor else arch, "CAS (%)": f"{100 * g[keys.CAS].mean():.1f}"}
+        row = {"architecture": row_labels(g.iloc[:1])[0], "CAS (%)": f"{100 * g[keys.CAS].mean():.1f}"}
         for k in augment_ks(df, "real"):
             for what, header in (("real", f"k={k} real"), ("augmented", f"k={k} + gen."), ("gain", f"k={k} gain")):
                 key = keys.augment_key(k, what)

@@ -90,6 +90,7 @@ FAST = [
     "eval.kid_subsets=10",
     "eval.during_training_samples=100",
     "eval.floor_subsets=2",
+    "eval.memorisation_train=5000",  # memorisation searches 5 000 training images, not 60 000
 ]
 
 

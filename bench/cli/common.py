@@ -41,7 +41,10 @@ StepsOpt = Annotated[int | None, typer.Option(help="Budget: generator steps (rep
 MinutesOpt = Annotated[float | None, typer.Option(help="Wall-clock cap per run, in minutes.")]
 ExperimentOpt = Annotated[str | None, typer.Option(help="MLflow experiment name [<dataset>-compare].")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-ExtractorOpt = Annotated[str | None, typer.Option(help="Primary feature extractor [lenet-<dataset>].")]
+ExtractorOpt = Annotated[
+    str | None,
+    typer.Option(help="Feature extractor(s), comma-separated; the first is the primary [lenet-<dataset>]."),
+]
 PrecisionOpt = Annotated[str | None, typer.Option(help="fp32 or bf16 (autocast) [fp32].")]
 CompileOpt = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile G and D.")]
 InceptionWeightsOpt = Annotated[
@@ -119,10 +122,14 @@ def options_layer(
         ("train", "precision"): precision,
         ("train", "compile"): compile_,
         ("train", "batch_size"): batch_size,
-        ("eval", "extractor"): extractor,
+        ("eval", "extractor"): extractor.split(",")[0].strip() if extractor else None,
         ("eval", "extractors", "inception-v3-compat", "weights"): inception_weights,
         ("eval", "n_samples"): n_samples,
     }
+    for other in (extractor or "").split(",")[1:]:  # --extractor A,B: A is the primary, B is computed too
+        if not other.strip():
+            raise UserError(f"--extractor {extractor!r}: expected names separated by commas, e.g. lenet-mnist,vgg16")
+        given[("eval", "extractors", other.strip(), "use")] = "on"
     out: dict[str, Any] = {}
     for path, value in given.items():
         if value is not None:

@@ -214,6 +214,20 @@ def eval_(
     real: Annotated[
         bool, typer.Option("--real", help="Score the training split as samples: the real-data floor.")
     ] = False,
+    samples: Annotated[
+        str | None, typer.Option(help="Score a model's samples: a folder of images, a .npz (x, y) or a .npy.")
+    ] = None,
+    generator: Annotated[
+        str | None, typer.Option(help="Score a generator: a TorchScript file or module:function.")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="The external model's name in reports [external].")] = None,
+    range_: Annotated[
+        str | None, typer.Option("--range", help="Range of float samples: -1,1 or 0,1 [generator: -1,1].")
+    ] = None,
+    z_dim: Annotated[int | None, typer.Option(help="The generator's latent size [its z_dim attribute].")] = None,
+    conditional: Annotated[
+        bool, typer.Option("--conditional", help="Class-conditional samples: labels required; intra-FID, CAS.")
+    ] = False,
     experiment: ExperimentOpt = None,
     n_samples: Annotated[int | None, typer.Option(help="Generated samples [10000].")] = None,
     extractor: ExtractorOpt = None,
@@ -224,12 +238,25 @@ def eval_(
     dataset: DatasetOpt = None,
     data_root: DataRootOpt = None,
 ) -> None:
-    """Evaluate a run or checkpoint (logged back to its run), or with --real the real-data floor."""
+    """Evaluate a run or checkpoint (logged back to its run); an external model's --samples or --generator
+    (logged as a run marked external); or with --real the real-data floor."""
     from bench.config import load_compare_config
+    from bench.external import External, score_external
     from bench.run import evaluate_checkpoint, floor
 
-    if real == (source is not None):
-        raise UserError("give either a RUN_ID/CHECKPOINT or --real")
+    given = [x for x, on in (("RUN_ID/CHECKPOINT", source is not None), ("--real", real), ("--samples", samples),
+                             ("--generator", generator)) if on]  # fmt: skip
+    if len(given) != 1:
+        raise UserError(
+            "give one of RUN_ID/CHECKPOINT, --samples PATH, --generator SPEC or --real"
+            + (f" (got {' and '.join(given)})" if given else "")
+        )
+    external = samples is not None or generator is not None
+    for flag, value in (("--name", name), ("--range", range_), ("--z-dim", z_dim), ("--conditional", conditional)):
+        if value and not external:
+            raise UserError(f"{flag} applies to --samples / --generator")
+    if z_dim is not None and generator is None:
+        raise UserError("--z-dim applies to --generator")
     options = options_layer(
         experiment=experiment,
         dataset=dataset,
@@ -238,18 +265,23 @@ def eval_(
         inception_weights=inception_weights,
         n_samples=n_samples,
     )
-    if real:
+    protocols = []
+    if real or external:
         cc = load_compare_config(config, set_ or [], overrides=merge(options, {"workdir": workdir}))
-        result = floor(cc, usefulness=True)  # asked for by name: the CAS ceiling too (labelled datasets)
+        if real:
+            result = floor(cc, usefulness=True)  # asked for by name: the CAS ceiling too (labelled datasets)
+        else:
+            ext = External(name or "external", samples, generator, range_, z_dim, conditional)
+            result, protocols = score_external(cc, ext)
         metrics, run_id = result.metrics, result.run_id
     else:
         if config is not None:
-            raise UserError("--config applies to --real; a checkpoint carries its own config (use --set eval.*)")
+            raise UserError("--config applies to --real / --samples / --generator; a checkpoint carries its own config")
         if dataset is not None:
             raise UserError("--dataset applies to --real; a checkpoint is evaluated on the dataset it was trained on")
         metrics, protocols, run_id = evaluate_checkpoint(source, set_ or [], workdir, options)
-        for p in protocols:
-            typer.echo(f"protocol: {p.line()}")
+    for p in protocols:
+        typer.echo(f"protocol: {p.line()}")
     width = max((len(k) for k in metrics), default=0)
     for k, v in sorted(metrics.items()):
         typer.echo(f"{k:{width}s} {v:.6g}")

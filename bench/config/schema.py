@@ -144,6 +144,10 @@ class EvalConfig:
     augment_seeds: its repeats (draws of the k images and classifier seeds 0, 1, ...); classifier_steps:
     Adam steps (batch 64) of every classifier trained; classifier_test: random reference images the
     classifiers are tested on (drawn with reference_seed; 0 = all).
+
+    Memorisation (``bench.metrics.memorisation``): memorisation: compute the copy rate, NN ratio and gallery in
+    the primary extractor's features; memorisation_train: the training images searched (None = the whole
+    training split, else a random subset drawn with reference_seed).
     """
 
     n_samples: Annotated[StrictInt, Field(ge=2)] = 10_000
@@ -164,6 +168,8 @@ class EvalConfig:
     augment_seeds: Annotated[StrictInt, Field(ge=1, le=20)] = 3
     classifier_steps: Count = 150
     classifier_test: Annotated[StrictInt, Field(ge=0, description=">= 0 (0 = all)")] = 5000
+    memorisation: StrictBool = True
+    memorisation_train: Annotated[StrictInt, Field(ge=2)] | None = None
 
     def __post_init__(self) -> None:  # the checks that relate two fields, or every item of one
         smallest = min(self.n_samples, self.n_reference or self.n_samples)

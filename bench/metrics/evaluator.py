@@ -22,12 +22,25 @@ from bench import keys
 from bench.config import EvalConfig
 from bench.data import ImageData, random_subset, to_float, to_uint8
 from bench.metrics.discriminator import accuracy
-from bench.metrics.fidelity import ALL_METRICS, fidelity
+from bench.metrics.fidelity import ALL_METRICS, fidelity, score
 from bench.metrics.floor import real_floor
 from bench.metrics.intra_fid import intra_fid
+from bench.metrics.memorisation import Memorisation
 from bench.metrics.protocol import Protocol, with_primary
 from bench.metrics.sampling import discriminator_scores, generate, sample_labels
 from bench.metrics.usefulness import Usefulness
+
+
+@dataclass
+class Evaluation:
+    """What :meth:`Evaluator.evaluate` found: ``metrics`` ({key: value}), ``protocols`` (one per extractor,
+    the primary's first), ``memorisation`` (None when not computed) and the uint8 ``images`` scored (for the
+    memorisation gallery)."""
+
+    metrics: dict[str, float]
+    protocols: list[Protocol]
+    memorisation: Memorisation | None
+    images: torch.Tensor
 
 
 @dataclass
@@ -38,7 +51,8 @@ class Evaluator:
     ``extractor`` None means the dataset's default); workdir: where torch-fidelity caches reference features;
     device: where the extractors and networks run; extractors: ``{name: weights path}``, the primary first
     (``ExtractorPlan.use``; empty: the primary alone, its weights located as ``fidelity`` does); seed: the
-    run's seed (z of the samples, KID's subsets).
+    run's seed (z of the samples, KID's subsets); train: the training split, searched for the samples'
+    nearest training images (``bench.metrics.memorisation``; None: no memorisation numbers).
     """
 
     reference: ImageData
@@ -47,6 +61,7 @@ class Evaluator:
     device: torch.device
     extractors: dict[str, Path | None]
     seed: int = 0
+    train: ImageData | None = None
 
     def __post_init__(self) -> None:
         self.cfg = with_primary(self.cfg, self.reference.name)
@@ -69,16 +84,25 @@ class Evaluator:
             self.seed if seed is None else seed, name, self.extractors.get(name),
         )  # fmt: skip
 
-    def fidelity_all(self, images: torch.Tensor, seed: int | None = None) -> tuple[dict[str, float], list[Protocol]]:
-        """:meth:`fidelity` of uint8 ``images`` for every extractor of the plan; the metrics of all of them
-        and their protocols, the primary's first."""
+    def fidelity_all(
+        self, images: torch.Tensor, seed: int | None = None, memorise: bool = False
+    ) -> tuple[dict[str, float], list[Protocol], Memorisation | None]:
+        """:meth:`fidelity` of uint8 ``images`` for every extractor of the plan; the metrics of all of them,
+        their protocols (the primary's first) and, with ``memorise`` and a training split, the memorisation
+        numbers in the primary extractor's features (also in the metrics)."""
         metrics: dict[str, float] = {}
         protocols = []
+        memo = None
         for name in self.extractors:
-            m, p = self.fidelity(images, seed=seed, extractor=name)
+            train = self.train if memorise and name == self.primary else None
+            m, p, found = score(
+                images, self.reference, self.cfg, self.workdir, self.device, ALL_METRICS,
+                self.seed if seed is None else seed, name, self.extractors.get(name), train,
+            )  # fmt: skip
+            memo = found or memo
             metrics.update(m)
             protocols.append(p)
-        return metrics, protocols
+        return metrics, protocols, memo
 
     def d_accuracy(
         self, gan: GAN, reals: torch.Tensor, real_labels: torch.Tensor | None, fakes: torch.Tensor
@@ -90,29 +114,36 @@ class Evaluator:
         s_fake = discriminator_scores(gan, fakes, sample_labels(len(fakes), k) if k else None, bs, self.device)
         return accuracy(s_real.numpy(), s_fake.numpy(), LOSSES.get(gan.loss_name).threshold)
 
-    def evaluate(self, gan: GAN, usefulness: Usefulness | None = None) -> tuple[dict[str, float], list[Protocol]]:
+    def evaluate(self, gan: GAN, usefulness: Usefulness | None = None) -> Evaluation:
         """All end-of-run metrics of a trained GAN, for every extractor of the plan.
 
-        Fidelity metrics on ``cfg.n_samples`` fresh samples; the discriminator (eval mode) is scored on
-        ``min(n_samples, len(reference))`` reference images and as many of the same fresh fakes. A conditional
-        GAN's samples (labels ``sample_labels``) also get the primary extractor's intra-FID and, with
-        ``usefulness``, CAS and the augmentation gain (``bench.metrics.usefulness``).
+        Fidelity metrics on ``cfg.n_samples`` fresh samples (:meth:`evaluate_images`); the discriminator (eval
+        mode) is scored on ``min(n_samples, len(reference))`` reference images and as many of the same fresh
+        fakes.
         """
         cfg, k = self.cfg, gan.num_classes
         fakes = generate(gan.generator, cfg.n_samples, cfg.batch_size, self.seed, self.device, k)
-        images = to_uint8(fakes)
-        metrics, protocols = self.fidelity_all(images)
-        if k:
-            labels = sample_labels(cfg.n_samples, k)
+        found = self.evaluate_images(to_uint8(fakes), sample_labels(cfg.n_samples, k) if k else None, usefulness)
+        n = min(cfg.n_samples, self.reference.images.shape[0])
+        reals, real_labels = random_subset(self.reference, n, cfg.reference_seed)
+        found.metrics.update(self.d_accuracy(gan, to_float(reals), real_labels, fakes[:n]))
+        return found
+
+    def evaluate_images(
+        self, images: torch.Tensor, labels: torch.Tensor | None = None, usefulness: Usefulness | None = None
+    ) -> Evaluation:
+        """The metrics of a model's uint8 samples ``images (N, C, H, W)``: every extractor's fidelity metrics,
+        the memorisation numbers (with a training split and ``eval.memorisation``) and, for class-conditional
+        samples (``labels (N,)``, the class each was asked for), the primary extractor's intra-FID and with
+        ``usefulness`` CAS and the augmentation gain (``bench.metrics.usefulness``)."""
+        metrics, protocols, memo = self.fidelity_all(images, memorise=True)
+        if labels is not None:
             value = self.intra_fid(images, labels)
             if value is not None:
                 metrics[keys.eval_key(self.primary, keys.INTRA_FID)] = value
             if usefulness is not None:
                 metrics.update(usefulness.metrics(images, labels))
-        n = min(cfg.n_samples, self.reference.images.shape[0])
-        reals, real_labels = random_subset(self.reference, n, cfg.reference_seed)
-        metrics.update(self.d_accuracy(gan, to_float(reals), real_labels, fakes[:n]))
-        return metrics, protocols
+        return Evaluation(metrics, protocols, memo, images)
 
     def intra_fid(self, images: torch.Tensor, labels: torch.Tensor) -> float | None:
         """``bench.metrics.intra_fid.intra_fid`` of uint8 ``images`` with their requested ``labels``."""

@@ -18,7 +18,6 @@ from there (reports from the runs' tags).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
 from architectures.registry import Registry
 from bench.data import DATASETS
+from bench.data.samples import sha256_file
 from bench.errors import ConfigError, UserError
 from bench.metrics.lenet import load_classifier
 
@@ -44,13 +44,7 @@ class WeightsUnavailable(UserError):
     """A feature extractor's weights cannot be found or downloaded."""
 
 
-@lru_cache(maxsize=16)
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = lru_cache(maxsize=16)(sha256_file)  # weights files are hashed once per process
 
 
 @dataclass(frozen=True)
@@ -163,7 +157,7 @@ def _lenet_weights(dataset: str) -> Callable[[str | None, bool], Path]:
             if not p.is_file():
                 raise WeightsUnavailable(f"eval.extractors.lenet-{dataset}.weights = {path!r} is not a file")
             if download:
-                _check_readable(str(p))
+                check_readable(str(p))
             return p
         if dataset in SHIPPED:
             return WEIGHTS_DIR / SHIPPED[dataset].file
@@ -182,7 +176,7 @@ def inception_cache_path() -> Path:
 
 
 @lru_cache(maxsize=8)
-def _check_readable(path: str) -> None:
+def check_readable(path: str) -> None:
     """Raise WeightsUnavailable unless torch reads ``path`` as weights (tensors only)."""
     try:
         torch.load(path, map_location="cpu", weights_only=True)
@@ -203,12 +197,12 @@ def _inception_weights(path: str | None, download: bool) -> Path:
                 f"--inception-weights / eval.extractors.inception-v3-compat.weights = {path!r} is not a file"
             )
         if download:  # it will be used: a file torch cannot read fails now, not after training
-            _check_readable(str(p))
+            check_readable(str(p))
         return p
     cached = inception_cache_path()
     if cached.is_file():
         if download:
-            _check_readable(str(cached))
+            check_readable(str(cached))
         return cached
     hint = f"place {INCEPTION_FILE} (from {URL_INCEPTION_V3}) in {cached.parent}/ or pass --inception-weights PATH"
     if not download:
@@ -235,7 +229,13 @@ class ExtractorSpec:
     kid_features: the features KID is computed on, recorded in the protocol; stacked: the MNIST classifier
     applied per channel (``lenet-stacked-mnist``, ``bench.metrics.lenet.StackedLeNet``); coverage: how
     ``bench.metrics.coverage`` counts modes, ``"real"`` (against the reference's class histogram) or
-    ``"uniform"`` (Stacked MNIST's protocol: a mode is covered by one sample; KL to the uniform).
+    ``"uniform"`` (Stacked MNIST's protocol: a mode is covered by one sample; KL to the uniform); fd_name: the
+    Fréchet distance's name in table headers (``FD_DINOv2`` for DINOv2's space, as Stein et al. 2023 name it);
+    has_logits: it has class logits, so IS means something (False: IS is not computed); opt_in: considered
+    only when named (``--extractor``, ``eval.extractor`` or ``eval.extractors.<name>``; DINOv2, CLIP, VGG16:
+    fourteen heavy spaces that no run should compute, or list as skipped, unasked);
+    takes_weights_path: torch-fidelity loads the weights from the located file (False: it finds them itself,
+    through torch hub; the file located is hashed for the protocol only).
     """
 
     fidelity_name: str
@@ -250,6 +250,10 @@ class ExtractorSpec:
     kid_features: str = "pool (2048-d)"
     stacked: bool = False
     coverage: str = "real"
+    fd_name: str = "FID"
+    has_logits: bool = True
+    opt_in: bool = False
+    takes_weights_path: bool = True
 
     @property
     def shipped(self) -> bool:
@@ -262,9 +266,9 @@ class ExtractorSpec:
         return (self.image_shape is None or shape == self.image_shape) and shape[0] in (1, 3)
 
     def applies_to(self, dataset: str, image_shape: tuple[int, int, int]) -> bool:
-        """Whether runs on ``dataset`` compute it without being asked: it reads the images and is not a
-        classifier of another dataset."""
-        return self.reads(image_shape) and self.dataset in (None, dataset)
+        """Whether runs on ``dataset`` consider it without being asked: it reads the images, is not a
+        classifier of another dataset, and is not ``opt_in``."""
+        return self.reads(image_shape) and self.dataset in (None, dataset) and not self.opt_in
 
     def weights_note(self, sha256: str) -> str:
         """``", NOT the standard weights"`` when ``sha256`` is not the standard file's, else ``""``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,7 +29,8 @@ from bench.data import ImageData, random_subset
 from bench.errors import ConfigError
 from bench.metrics.coverage import classify, coverage
 from bench.metrics.density import density_coverage
-from bench.metrics.extractors import check_extractor, locate_weights, sha256_of
+from bench.metrics.extractors import ExtractorSpec, check_extractor, locate_weights, sha256_of
+from bench.metrics.memorisation import Memorisation, memorisation
 from bench.metrics.protocol import Protocol, with_primary
 
 ALL_METRICS = ("fid", "isc", "kid", "prc", "modes")
@@ -88,15 +90,36 @@ def fidelity(
 
     Args:
         device: where torch-fidelity runs the extractor (the run's device: CUDA on a GPU machine).
-        metrics: any of ``fid``, ``isc``, ``kid``, ``prc`` (torch-fidelity's names).
+        metrics: any of ``fid``, ``isc``, ``kid``, ``prc`` (torch-fidelity's names; ``prc`` adds density and
+            coverage) and ``modes``.
         extractor: default ``cfg.extractor``; weights: default the extractor's own (located, maybe downloaded).
 
     Returns ``({eval/<extractor>/<metric>: value}, protocol)``.
     Raises ConfigError if ``kid_subset_size`` exceeds either sample count.
     """
+    metrics_, protocol, _ = score(generated, reference, cfg, workdir, device, metrics, seed, extractor, weights)
+    return metrics_, protocol
+
+
+def score(
+    generated: torch.Tensor,
+    reference: ImageData,
+    cfg: EvalConfig,
+    workdir: str | Path,
+    device: torch.device,
+    metrics: tuple[str, ...] = ALL_METRICS,
+    seed: int = 0,
+    extractor: str | None = None,
+    weights: Path | None = None,
+    train: ImageData | None = None,
+) -> tuple[dict[str, float], Protocol, Memorisation | None]:
+    """:func:`fidelity`, and with ``train`` (the training split) and ``"prc"`` in ``metrics`` the memorisation
+    numbers (``bench.metrics.memorisation``) on the same features, added to the metrics and returned for
+    the gallery (None without ``train``)."""
     cfg = with_primary(cfg, reference.name)
     name = extractor or cfg.extractor
     spec = check_extractor(name, tuple(generated.shape[1:]))
+    metrics = metrics if spec.has_logits else tuple(m for m in metrics if m != "isc")  # IS needs class logits
     weights = weights or locate_weights(name, cfg.options(name).weights, workdir, True)
     sha = sha256_of(weights)
     ref, subset = reference_images(reference, cfg)
@@ -106,10 +129,7 @@ def fidelity(
             f"eval.kid_subset_size = {cfg.kid_subset_size} exceeds the sample counts ({n_gen} generated, "
             f"{n_ref} reference); lower it or raise eval.n_samples / eval.n_reference"
         )
-    drawn = "" if subset == "all" else f"-r{cfg.reference_seed}"
-    drawn += f"-{hashlib.sha1(reference.origin.encode()).hexdigest()[:8]}" if reference.origin else ""
-    size = f"{reference.image_shape[1]}px{reference.image_shape[0]}c"
-    cache_name = f"{reference.name}-{reference.split}-{size}-{name}-{sha[:16]}-n{n_ref}{drawn}-v2"
+    cache_name = _cache_name(reference, name, sha, n_ref, None if subset == "all" else cfg.reference_seed)
     # torch-fidelity's DataLoaders draw their seeds from the global torch RNG, once more when the reference
     # cache is cold: fork it, so evaluating never changes training (or depends on the cache's state)
     on_gpu = device.type == "cuda" and torch.cuda.is_available()  # (a test may name CUDA on a CPU machine)
@@ -126,7 +146,7 @@ def fidelity(
         cuda=device.type == "cuda",
         batch_size=cfg.batch_size,
         feature_extractor=spec.fidelity_name,
-        feature_extractor_weights_path=str(weights),
+        feature_extractor_weights_path=str(weights) if spec.takes_weights_path else None,
         isc="isc" in metrics,
         fid="fid" in metrics,
         kid="kid" in metrics,
@@ -140,9 +160,15 @@ def fidelity(
     )
     with torch.random.fork_rng(devices=[]), on_device:  # torch-fidelity's .cuda() uses the current device
         out = torch_fidelity.calculate_metrics(**options) if set(metrics) - {"modes"} else {}
-        extra = _density_coverage(options, cfg.prc_neighborhood) if "prc" in metrics else {}
+        extra, memo = (
+            _feature_metrics(options, cfg, spec, train, lambda n, seed: _cache_name(train, name, sha, n, seed))
+            if "prc" in metrics
+            else ({}, None)
+        )
     result = {keys.eval_key(name, _NAMES[k]): float(v) for k, v in out.items() if k in _NAMES}
     result |= {keys.eval_key(name, k): v for k, v in extra.items()}
+    if memo is not None:
+        result |= memo.metrics(name)
     if "modes" in metrics and spec.num_classes:  # a classifier of the dataset: mode coverage
         real_key = (str(weights), cache_name)  # the reference's predictions, once per process (the floor: 5x)
         if real_key not in _REFERENCE_CLASSES and spec.coverage == "real":
@@ -151,16 +177,45 @@ def fidelity(
         cov = coverage(predicted, _REFERENCE_CLASSES.get(real_key), spec.num_classes, spec.coverage)
         result |= {keys.eval_key(name, k): v for k, v in cov.items()}
     reference_name = f"{reference.name}/{reference.split}"
-    return result, Protocol(name, spec.label, sha, n_gen, reference_name, n_ref, seed, subset, spec.kid_features)
+    memo_line = memo.line(spec.label, f"{train.name}/{train.split}") if memo is not None else ""
+    protocol = Protocol(name, spec.label, sha, n_gen, reference_name, n_ref, seed, subset, spec.kid_features, memo_line)
+    return result, protocol, memo
 
 
-def _density_coverage(options: dict, k: int) -> dict[str, float]:
+def _cache_name(data: ImageData, extractor: str, sha: str, n: int, seed: int | None) -> str:
+    """torch-fidelity's cache name of the features of ``n`` images of ``data`` (all of the split, or a random
+    subset drawn with ``seed``) through ``extractor`` with weights of sha256 ``sha``."""
+    drawn = "" if seed is None else f"-r{seed}"
+    drawn += f"-{hashlib.sha1(data.origin.encode()).hexdigest()[:8]}" if data.origin else ""
+    size = f"{data.image_shape[1]}px{data.image_shape[0]}c"
+    return f"{data.name}-{data.split}-{size}-{extractor}-{sha[:16]}-n{n}{drawn}-v2"
+
+
+def _feature_metrics(
+    options: dict,
+    cfg: EvalConfig,
+    spec: ExtractorSpec,
+    train: ImageData | None,
+    cache_name: Callable[[int, int | None], str],
+) -> tuple[dict[str, float], Memorisation | None]:
     """Density and coverage (``bench.metrics.density``) on the features precision/recall used: the same
     extractor layer, torch-fidelity's extraction, and its cache for the reference (the samples' features are
-    extracted once more: torch-fidelity does not return them)."""
+    extracted once more: torch-fidelity does not return them); with ``train`` and ``cfg.memorisation``, the
+    memorisation numbers on the same features, the training split's cached as ``cache_name(n, seed)``."""
     layer = resolve_feature_layer_for_metric("prc", **options)
     extractor = create_feature_extractor(options["feature_extractor"], [layer], **options)
-    fake = extract_featuresdict_from_input_id_cached(1, extractor, **options)[layer]
-    real = extract_featuresdict_from_input_id_cached(2, extractor, **options)[layer]
-    found = density_coverage(real.cpu(), fake.cpu(), k)
-    return {keys.DENSITY: found["density"], keys.COVERAGE: found["coverage"]}
+    fake = extract_featuresdict_from_input_id_cached(1, extractor, **options)[layer].cpu()
+    real = extract_featuresdict_from_input_id_cached(2, extractor, **options)[layer].cpu()
+    found = density_coverage(real, fake, cfg.prc_neighborhood)
+    extra = {keys.DENSITY: found["density"], keys.COVERAGE: found["coverage"]}
+    if train is None or not cfg.memorisation:
+        return extra, None
+    total = train.images.shape[0]
+    n = min(cfg.memorisation_train or total, total)
+    images = train.images.cpu() if n == total else random_subset(train, n, cfg.reference_seed)[0].cpu()
+    train_options = options | {
+        "input2": _Images(spec.prepare(images)),
+        "input2_cache_name": cache_name(n, None if n == total else cfg.reference_seed),
+    }
+    train_features = extract_featuresdict_from_input_id_cached(2, extractor, **train_options)[layer].cpu()
+    return extra, memorisation(fake, train_features, real)

@@ -42,7 +42,7 @@ def real_floor(evaluator: Evaluator, real: ImageData) -> tuple[dict[str, float],
     for i in range(cfg.floor_subsets):
         g = torch.Generator().manual_seed(seed + i)
         idx = torch.randperm(real.images.shape[0], generator=g)[: cfg.n_samples]
-        m, protocols = evaluator.fidelity_all(real.images.cpu()[idx], seed=seed + i)
+        m, protocols, _ = evaluator.fidelity_all(real.images.cpu()[idx], seed=seed + i)
         first = first or protocols
         for k, v in m.items():
             values.setdefault(k, []).append(v)

@@ -28,14 +28,17 @@ class Protocol:
     seed: int
     reference_subset: str = "all"  # "all", or "random (seed S) of M"
     kid_features: str = ""
+    memorisation: str = ""  # how the memorisation numbers were computed, and the held-out baseline
+    source: str = "z from the run's seed"  # where the samples came from (an external model's file and sha256)
 
     def line(self) -> str:
         note = EXTRACTORS.get(self.extractor).weights_note(self.extractor_sha256)
         subset = "" if self.reference_subset == "all" else f" ({self.reference_subset})"
         kid = f"; KID on {self.kid_features}" if self.kid_features else ""
+        memo = f"; memorisation: {self.memorisation}" if self.memorisation else ""
         return (
             f"{self.extractor} (sha256 {self.extractor_sha256[:12]}{note}): {self.n_samples} generated samples "
-            f"vs {self.n_reference} {self.reference} images{subset}; z from the run's seed{kid}"
+            f"vs {self.n_reference} {self.reference} images{subset}; {self.source}{kid}{memo}"
         )
 
     def tags(self) -> dict[str, object]:
@@ -62,9 +65,12 @@ class ExtractorPlan:
         return out
 
     def tags(self) -> dict[str, str]:
-        """Run tags: why each skipped extractor was not computed, and every extractor's label."""
+        """Run tags: why each skipped extractor was not computed, every extractor's label and the name of its
+        Fréchet distance (``FID``, ``FD_DINOv2``, ...)."""
         out = {keys.TAG_UNAVAILABLE + n: why for n, why in self.skipped.items()}
-        return out | {f"protocol.{n}.label": EXTRACTORS.get(n).label for n in [*self.use, *self.skipped]}
+        names = [*self.use, *self.skipped]
+        out |= {f"protocol.{n}.fd_name": EXTRACTORS.get(n).fd_name for n in names}
+        return out | {f"protocol.{n}.label": EXTRACTORS.get(n).label for n in names}
 
 
 def plan_extractors(
@@ -92,7 +98,8 @@ def plan_extractors(
     skipped: dict[str, str] = {}
     for name in EXTRACTORS.names():
         spec, opts = EXTRACTORS.get(name), cfg.options(name)
-        if name == cfg.extractor or not spec.applies_to(dataset, image_shape):
+        asked = spec.opt_in and name in cfg.extractors and spec.reads(image_shape)  # named: considered as others
+        if name == cfg.extractor or not (spec.applies_to(dataset, image_shape) or asked):
             continue
         if opts.use == "off":
             skipped[name] = f"off (eval.extractors.{name}.use = off)"

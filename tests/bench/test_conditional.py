@@ -165,7 +165,7 @@ def _evaluate(mnist, collapse_to=None):
     g = PerfectConditional(train.images[:20000], train.labels[:20000], collapse_to)
     gan = GAN(g, Indifferent(), "bce", OptimSpec(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)), num_classes=10)
     weights = {PRIMARY: locate_weights(PRIMARY, None, wd, False)}
-    metrics, _ = Evaluator(test, CFG, wd, CPU, weights).evaluate(gan, Usefulness(train, test, CFG, wd))
+    metrics = Evaluator(test, CFG, wd, CPU, weights).evaluate(gan, Usefulness(train, test, CFG, wd)).metrics
     return metrics
 
 

@@ -183,16 +183,16 @@ def test_metrics_run_on_the_device_they_are_given(device, cuda, mnist_root, tmp_
         seen.update(kwargs)
         return {torch_fidelity.KEY_METRIC_FID: 1.0}
 
-    def fake_density_coverage(options, k):  # its own feature extraction: on the same device
+    def fake_feature_metrics(options, cfg, spec, train, cache_name):  # its own feature extraction: same device
         seen["density on cuda"] = options["cuda"]
-        return {}
+        return {}, None
 
     import importlib
 
     fidelity_module = importlib.import_module("bench.metrics.fidelity")  # (bench.metrics.fidelity: the function)
 
     monkeypatch.setattr(torch_fidelity, "calculate_metrics", fake_calculate_metrics)
-    monkeypatch.setattr(fidelity_module, "_density_coverage", fake_density_coverage)
+    monkeypatch.setattr(fidelity_module, "_feature_metrics", fake_feature_metrics)
     test = load(DataConfig(), "test", tmp_path)
     assert not test.images.is_cuda
     m, _ = fidelity(
