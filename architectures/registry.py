@@ -118,9 +118,19 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; registered: {', '.join(self.names()) or '(none)'}"
-            ) from None
+            raise UnknownNameError(self._unknown(name)) from None
+
+    def _unknown(self, name: str) -> str:
+        """The message for an unknown ``name``: every registered name when they are few, else the close ones
+        (``difflib``) and where the rest are listed, so that the line stays short."""
+        import difflib
+
+        names = self.names()
+        if len(names) <= 12:
+            return f"unknown {self.kind} {name!r}; registered: {', '.join(names) or '(none)'}"
+        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        return f"unknown {self.kind} {name!r}; {hint}`ganbench list` shows all {len(names)}"
 
     def names(self) -> list[str]:
         self._load()

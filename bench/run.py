@@ -266,16 +266,20 @@ def _evaluate_and_tag(gan: Any, cfg: RunConfig, prep: Prepared, train: ImageData
 
 def log_evaluation(run: Run, found: Evaluation, train: ImageData | None) -> None:
     """Tag ``run`` with the protocols of ``found`` and log its memorisation gallery as the artifacts
-    ``memorisation/nearest.png`` (16 pairs: a sample, then its nearest training image; nearest first, row by
-    row) and ``memorisation/nearest.json`` (indices and distances)."""
+    ``memorisation/nearest.png`` (16 pairs, 4 per row, nearest first: a sample, then its nearest training
+    image, a grey strip between pairs) and ``memorisation/nearest.json`` (indices and distances)."""
     run.set_tags({k: v for p in found.protocols for k, v in p.tags().items()})
     memo = found.memorisation
     if memo is None or train is None or not memo.gallery:
         return
-    pairs = [t for s, i, _, _ in memo.gallery for t in (found.images[s], train.images[i].cpu())]
+    strip = torch.zeros(found.images.shape[1], found.images.shape[2], 4)  # mid-grey between pairs
+    pairs = [
+        torch.cat([to_float(found.images[s]), to_float(train.images[i].cpu()), strip], dim=2)
+        for s, i, _, _ in memo.gallery
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         png, js = Path(tmp) / "nearest.png", Path(tmp) / "nearest.json"
-        save_grid(to_float(torch.stack(pairs)), png, nrow=8)
+        save_grid(torch.stack(pairs), png, nrow=4)
         rows = [{"sample": s, "train_index": i, "distance": d, "train_nn_distance": r} for s, i, d, r in memo.gallery]
         js.write_text(json.dumps({"split": f"{train.name}/{train.split}", "pairs": rows}, indent=1))
         run.log_artifact(png, "memorisation")

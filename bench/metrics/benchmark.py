@@ -25,6 +25,7 @@ from bench.errors import UserError
 from bench.metrics.evaluator import Evaluator
 from bench.metrics.extractors import EXTRACTORS, locate_weights
 from bench.metrics.fidelity import fidelity
+from bench.metrics.memorisation import memorisation
 from bench.metrics.protocol import with_primary
 from bench.metrics.usefulness import Usefulness
 from bench.timing import device_name
@@ -75,6 +76,7 @@ def run_metrics_benchmark(
             fidelity(samples, reference, cfg, cache, device, weights=path)
             warm = time.perf_counter() - t0
         yield f"{name:22s} {n_samples:8d} {cold:9.2f} {warm:9.2f} {n_samples / warm:10.0f}"
+    yield from _memorisation_cost(n_samples, train.images.shape[0], reference.images.shape[0])
     if train.num_classes < 2:
         return
     cfg = with_primary(replace(eval_cfg or EvalConfig(), n_samples=n_samples), data.dataset)
@@ -103,3 +105,16 @@ def run_metrics_benchmark(
     if intra:
         yield f"  intra-FID ({cfg.extractor})  {intra[1]:6.1f} per run ({intra[0]:.1f} the first time)"
     yield from textwrap.wrap(f"protocol: {use.protocol()}", 80, subsequent_indent="  ")
+
+
+def _memorisation_cost(n_samples: int, n_train: int, n_heldout: int) -> Iterator[str]:
+    """The exact k-NN of ``bench.metrics.memorisation`` at this protocol's sizes, on random features of
+    LeNet's (128) and Inception's (2048) dimension: seconds per run, the features already extracted."""
+    yield f"memorisation k-NN: {n_samples} samples + {n_heldout} held-out vs {n_train} training images (seconds):"
+    g = torch.Generator().manual_seed(0)
+    for dim in (128, 2048):
+        train = torch.randn(n_train, dim, generator=g)
+        samples, heldout = torch.randn(n_samples, dim, generator=g), torch.randn(n_heldout, dim, generator=g)
+        t0 = time.perf_counter()
+        memorisation(samples, train, heldout)
+        yield f"  {dim:4d}-d features        {time.perf_counter() - t0:6.1f} per run"
