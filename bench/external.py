@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import sys
 import tempfile
 import warnings
@@ -38,8 +39,6 @@ from bench.hooks import save_grid
 from bench.metrics.sampling import generate, sample_labels
 from bench.run import FINISHED, RunResult, log_evaluation, prepare_evaluator, run_tags, usefulness
 from bench.tracking import Run, Tracker
-
-TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
 
 
 class GeneratorAdapter(nn.Module):
@@ -108,6 +107,7 @@ def _call_factory(spec: str) -> nn.Module:
                 raise DataError(f"--generator {spec!r}: {target} does not exist")
             loader = importlib.util.spec_from_file_location(f"ganbench_external_{file.stem}", file)
             mod = importlib.util.module_from_spec(loader)
+            sys.modules[loader.name] = mod  # as an import does (dataclasses, pickling look it up)
             loader.loader.exec_module(mod)
         else:
             if "" not in sys.path and str(Path.cwd()) not in sys.path:
@@ -158,7 +158,7 @@ def generator_samples(
             f"--generator {spec!r}: {call} with z of shape ({min(n, batch_size)}, {loaded.z_dim}) failed "
             f"({type(e).__name__}: {first})"
         ) from None
-    rng = parse_range(value_range or "-1,1")
+    rng = parse_range(value_range or "-1,1")  # (generate() returns floats: 0..255 outputs need --range 0,255)
     out = to_images(images, image_shape, rng, f"--generator {spec!r} output")
     return out, sample_labels(n, num_classes) if num_classes else None
 
@@ -219,6 +219,8 @@ def score_external(cc: CompareConfig, ext: External, tracker: Tracker | None = N
     device = resolve_device(cfg.train.device)
     reference = load(cfg.data, cfg.eval.reference_split, cfg.workdir)
     k = reference.num_classes if ext.conditional else 0
+    if ext.conditional and reference.num_classes < 2:
+        raise ConfigError(f"--conditional: {cfg.data.dataset} has no classes to condition on")
     if ext.samples is not None:
         read = read_samples(ext.samples, reference.image_shape, reference.classes, ext.value_range)
         images, labels, what = read.images, read.labels, Path(ext.samples).name

@@ -53,10 +53,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def total_steps(train: TrainConfig, batches_per_epoch: int, n_critic: int) -> int:
-    """Generator steps of the budget: ``train.steps``, or ``epochs * batches_per_epoch / n_critic`` (>= 1)."""
+    """Generator steps of the budget: ``train.steps``, or ``epochs * batches_per_epoch / n_critic`` (>= 1) with
+    ``train.budget_unit = "d-steps"`` (and ``"minutes"``, where it is an upper bound), ``epochs *
+    batches_per_epoch`` with ``"g-steps"``."""
     if train.steps is not None:
         return train.steps
-    return max(1, round(train.epochs * batches_per_epoch / n_critic))
+    per_epoch = batches_per_epoch if train.budget_unit == "g-steps" else batches_per_epoch / n_critic
+    return max(1, round(train.epochs * per_epoch))
 
 
 @dataclass

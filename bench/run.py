@@ -281,7 +281,8 @@ def log_evaluation(run: Run, found: Evaluation, train: ImageData | None) -> None
         png, js = Path(tmp) / "nearest.png", Path(tmp) / "nearest.json"
         save_grid(torch.stack(pairs), png, nrow=4)
         rows = [{"sample": s, "train_index": i, "distance": d, "train_nn_distance": r} for s, i, d, r in memo.gallery]
-        js.write_text(json.dumps({"split": f"{train.name}/{train.split}", "pairs": rows}, indent=1))
+        meta = {"split": f"{train.name}/{train.split}", "extractor": found.protocols[0].extractor, "pairs": rows}
+        js.write_text(json.dumps(meta, indent=1))
         run.log_artifact(png, "memorisation")
         run.log_artifact(js, "memorisation")
 

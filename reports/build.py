@@ -4,6 +4,7 @@ Writes (``formats`` chooses among md, tex, csv, html):
 - ``report.md`` and ``report.html`` (self-contained): protocol, the comparison table (best per column in
   bold), the paper-layout table, pairwise tests on the primary metric, failed / pruned runs with their
   reasons, figures, provenance;
+- for a search comparison (``ganbench compare --search``) its section (``reports.search``) and ``search.csv``;
 - ``table.md``, ``table.csv`` (one row per run plus the aggregate), ``table.tex`` (a standalone document
   that compiles with pdflatex) and ``table-body.tex`` (the booktabs tabulars, to ``\\input``);
 - ``figures/*.png|pdf``;
@@ -29,7 +30,7 @@ import bench
 from bench.atomic import write_text
 from bench.errors import UserError
 from bench.tracking import Tracker, keys
-from reports import figures, render, scoring, tables
+from reports import figures, render, scoring, search, tables
 from reports.collect import collect, datasets_in, split_speed
 from reports.render import Section
 from reports.speed import speed_csv, speed_section
@@ -100,6 +101,7 @@ def build_report(
     if df.empty:
         raise UserError(f"experiment(s) {', '.join(experiments)} hold no runs")
     df, speed = split_speed(df)
+    df, trials = search.split_search(df)  # a search comparison's trials: their own section
     primary = (
         resolve_metric(df, metric) if len(df) and (metric or any(str(c).startswith("eval/") for c in df)) else None
     )
@@ -114,6 +116,7 @@ def build_report(
     sections: list[Section] = [Section(notes=[counts])] if len(df) else []
     datasets = datasets_in(df)
     pws = []
+    search_csvs: list[str | None] = []
     for ds in datasets:  # one set of tables per dataset: numbers of different references never share a column
         sub = df[df["dataset"] == ds]
         ds_primary = _dataset_metric(sub, primary)
@@ -122,7 +125,12 @@ def build_report(
         if ds_pw is not None:
             pws.append(ds_pw.assign(dataset=ds, metric=ds_primary))
         fig_dir = out / "figures" if len(datasets) == 1 else out / "figures" / ds
-        sections += _sections(sub, fig_dir, workdir, ds_primary, ds_pw, ds)
+        ds_sections = _sections(sub, fig_dir, workdir, ds_primary, ds_pw, ds)
+        ds_trials = trials[trials["dataset"] == ds] if "dataset" in trials else trials
+        found = search.search_sections(sub, ds_trials, fig_dir, ds_primary, ds_pw, f": {ds}")
+        sections += ds_sections[:1] + found + ds_sections[1:]  # after the comparison table it explains
+        if found:
+            search_csvs.append(search.search_csv(sub, ds_trials, ds_primary))
     sections += speed_sections
     title = f"ganbench report: {', '.join(experiments)}"
     provenance = _provenance(pd.concat([df, speed]), experiments)
@@ -143,6 +151,8 @@ def build_report(
             write_text(out / "pairwise.csv", pd.concat(pws, ignore_index=True).to_csv(index=False))
         if len(speed):
             write_text(out / "speed.csv", speed_csv(speed))
+        if any(search_csvs):  # one row per search trial
+            write_text(out / "search.csv", "".join(c for c in search_csvs if c))
     if "html" in formats:
         write_text(out / "report.html", render.html_page(title, sections, provenance))
     return out
@@ -190,6 +200,7 @@ def _sections(
         + [f"Not computed (n/a): {n}: {why}" for n, why in unavailable]
     )
     notes += [f"Checkpoint selection: {s}" for s in selections] + [f"Device: {d}" for d in devices]
+    notes += _budget_notes(df)
     extractors = "; ".join(f"{tables.label(df, e)}: {e}" for e in tables.extractors_in(df))
     explanation = (
         "Mean ± sample std over seeds; best mean per column in bold; ↓ lower is better, ↑ higher is better. "
@@ -284,6 +295,31 @@ def _figures(df: pd.DataFrame, fig_dir: Path, tracker: Tracker, primary: str | N
         if path is not None:
             figs.append((path, caption))
     return figs
+
+
+BUDGET_UNITS = {  # train.budget_unit: what an epoch counts (bench.config.TrainConfig)
+    "d-steps": "an epoch is a pass of the data through D, so n_critic > 1 gives fewer generator steps",
+    "g-steps": "an epoch is as many generator steps as the data has batches, whatever n_critic",
+    "minutes": "the budget is wall-clock minutes per run, so cheaper steps get more of them",
+}
+
+
+def _budget_notes(df: pd.DataFrame) -> list[str]:
+    """The budget of the trained runs and its unit (``train.budget_unit``; runs made before it: d-steps)."""
+    runs = df[df["kind"] == keys.KIND_RUN]
+    if runs.empty:
+        return []
+    units = runs.get("param:train.budget_unit", pd.Series(index=runs.index, dtype=object)).fillna("d-steps")
+    out = []
+    for unit in sorted(set(units)):
+        sub = runs[units == unit]
+        amounts = []
+        for key, name in (("param:train.epochs", "epochs"), ("param:train.steps", "generator steps"),
+                          ("param:train.minutes", "minutes")):  # fmt: skip
+            values = sorted({v for v in sub.get(key, pd.Series(dtype=object)).dropna() if v not in ("None", "")})
+            amounts += [f"{v} {name}" for v in values]
+        out.append(f"Budget: {' / '.join(amounts) or 'as configured'} in unit {unit} ({BUDGET_UNITS.get(unit, unit)})")
+    return out
 
 
 def _classifier_of(df: pd.DataFrame) -> str:

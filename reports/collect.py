@@ -1,13 +1,14 @@
 """MLflow runs -> a pandas DataFrame, one row per run.
 
-Columns: ``run_id``, ``experiment``, ``arch``, ``seed``, ``status``, ``start_time`` (ms), ``kind`` ("run" or
-"real-floor"), ``failure``, ``protocols`` / ``unavailable`` / ``labels`` / ``fd_names`` ({extractor: protocol
-line / reason / short name / name of its Fréchet distance}), ``selection`` (which checkpoint was evaluated),
-``external`` / ``external_sha256`` (an external model's source and the sha256 of its samples or generator; empty
-for ganbench's runs), ``device``, ``speed_path`` / ``speed_session`` (rows of ``ganbench bench speed``; empty
-for training runs), ``provenance`` (versions, git commit), then one column per metric key (latest value) and
-``param:<name>`` per param. When an (experiment, arch, seed, speed path) was run several times, only the latest
-run is kept (re-running a comparison supersedes the older run)."""
+Columns: ``run_id``, ``experiment``, ``arch``, ``seed``, ``status``, ``start_time`` / ``end_time`` (ms),
+``trial`` (a search trial's number, else ""), ``kind`` ("run", "real-floor", "external", and a search's "study"
+and "trial" runs), ``failure``, ``protocols`` / ``unavailable`` / ``labels`` / ``fd_names`` ({extractor:
+protocol line / reason / short name / name of its Fréchet distance}), ``selection`` (which checkpoint was
+evaluated), ``external`` / ``external_sha256`` (an external model's source and the sha256 of its samples or
+generator; empty for ganbench's runs), ``device``, ``speed_path`` / ``speed_session`` (rows of ``ganbench bench
+speed``; empty for training runs), ``provenance`` (versions, git commit), then one column per metric key (latest
+value) and ``param:<name>`` per param. When an (experiment, arch, seed, speed path) was run several times, only
+the latest run is kept (re-running a comparison supersedes the older run)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,11 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
             "seed": int(seed) if seed is not None and seed.lstrip("-").isdigit() else None,
             "status": r["status"],
             "start_time": r["start_time"],
+            "end_time": r.get("end_time"),
+            "trial": tags.get("ganbench.trial", ""),
+            "trial_params": tags.get(
+                "ganbench.trial_params", ""
+            ),  # its suggested values, JSON  # a search trial's number (studies.fair); "" otherwise
             "kind": tags.get(keys.TAG_KIND, keys.KIND_RUN),
             "dataset": r["params"].get("data.dataset", "mnist"),  # runs of ganbench 0.1 are all MNIST
             "failure": tags.get(keys.TAG_FAILURE, ""),
@@ -70,7 +76,7 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
     df = pd.DataFrame(rows)
     if df.empty:
         columns = ["run_id", "experiment", "arch", "seed", "status", "start_time", "kind", "dataset", "failure",
-                   "speed_path"]  # fmt: skip
+                   "speed_path", "trial"]  # fmt: skip
         return pd.DataFrame(columns=columns)
     df = df.sort_values("start_time")
     if latest_only:
@@ -83,7 +89,7 @@ def collect(experiments: list[str], workdir: str | os.PathLike[str], latest_only
         groups = zip(df["experiment"], df["dataset"], df["run_id"], strict=True)
         other = [(e, d) not in done or i in keep for e, d, i in groups]
         df = df[~floor | pd.Series(other, index=df.index)]  # a finished floor hides newer unfinished ones
-        df = df.drop_duplicates(["experiment", "dataset", "arch", "seed", "speed_path"], keep="last")
+        df = df.drop_duplicates(["experiment", "dataset", "arch", "seed", "speed_path", "trial"], keep="last")
     return df.sort_values(["arch", "seed"]).reset_index(drop=True)
 
 

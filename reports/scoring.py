@@ -106,12 +106,13 @@ def memorisation_section(df: pd.DataFrame, tracker: Tracker, fig_dir: Path, on: 
             if png is None:
                 continue
             meta = tracker.download_artifact(run["run_id"], "memorisation/nearest.json", Path(tmp) / str(arch))
-            split = json.loads(Path(meta).read_text()).get("split", "train") if meta else "train"
+            info = json.loads(Path(meta).read_text()) if meta else {}
+            split = info.get("split", "train")
             name = tables.row_labels(runs[runs["arch"] == arch].iloc[:1])[0]
             fig, ax = plt.subplots(figsize=(6, 3.4))
             ax.imshow(plt.imread(png), cmap="gray")
             ax.axis("off")
-            copy = _value(run, keys.COPY_RATE)
+            copy = _value(run, keys.COPY_RATE, info.get("extractor"))
             ax.set_title(f"{name}: sample, nearest {split} image (×16); copy rate {copy}", fontsize=8)
             out = save_figure(fig, fig_dir, f"memorisation-{arch}")
             figs.append((out, f"{name}: the 16 samples nearest to a training image, each beside it"))
@@ -120,6 +121,10 @@ def memorisation_section(df: pd.DataFrame, tracker: Tracker, fig_dir: Path, on: 
     return Section("Memorisation" + on, text=[MEMORISATION_TEXT], figures=figs)
 
 
-def _value(run: pd.Series, metric: str) -> str:
-    key = next((k for k in run.index if str(k).startswith("eval/") and str(k).endswith("/" + metric)), None)
+def _value(run: pd.Series, metric: str, extractor: str | None) -> str:
+    """The run's ``metric`` in ``extractor``'s space (None: the first space that has it), formatted."""
+    if extractor is not None:
+        key = keys.eval_key(extractor, metric) if keys.eval_key(extractor, metric) in run.index else None
+    else:
+        key = next((k for k in run.index if str(k).startswith("eval/") and str(k).endswith("/" + metric)), None)
     return "n/a" if key is None or pd.isna(run[key]) else f"{run[key]:.3f}"

@@ -107,3 +107,27 @@ def pairwise(groups: dict[str, list[float]], alpha: float = 0.05) -> pd.DataFram
     out.insert(9, "p_holm", holm(out["p"]) if len(out) else [])
     out["significant"] = out["p_holm"] < alpha
     return out
+
+
+def expected_best(values, n: int, minimise: bool = True) -> tuple[float, float]:
+    """The expected best of ``n`` trials drawn without replacement from the observed trial scores ``values``
+    (N of them), and its standard deviation: Dodge et al. 2019 ("Show Your Work: Improved Reporting of
+    Experimental Results", EMNLP) expected validation performance, in the closed form for draws without
+    replacement (Dodge et al. 2021, "Expected Validation Performance and Estimation of a Random Variable's
+    Maximum"). Sorted best last, v(1) ... v(N), the best of a random n-subset is v(i) with probability
+    C(i - 1, n - 1) / C(N, n).
+
+    ``minimise``: lower is better (FID). Raises ValueError unless 1 <= n <= N. Non-increasing in n (for
+    ``minimise``), equal to the mean of the values at n = 1 and to their best at n = N.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    if minimise:
+        x = x[::-1]  # worst first: the best of the subset is the one latest in this order
+    total = len(x)
+    if not 1 <= n <= total:
+        raise ValueError(f"n = {n} trials: expected 1 <= n <= {total} (the observed trials)")
+    weights = np.array([math.comb(i - 1, n - 1) for i in range(1, total + 1)], dtype=object) / math.comb(total, n)
+    p = weights.astype(np.float64)
+    mean = float(np.dot(p, x))
+    var = float(np.dot(p, x * x)) - mean * mean
+    return mean, math.sqrt(max(var, 0.0))

@@ -48,6 +48,7 @@ TUNE_DEFAULTS = {
         "extractors": {"inception-v3-compat": {"use": "off"}},
     },
 }
+TAG_PARAMS = "ganbench.trial_params"  # a trial run's suggested values, as JSON {name: value}
 STALE = "stale/"  # study user attribute prefix: stale/<trial number> = why a dead worker's trial was failed
 
 
@@ -173,7 +174,13 @@ def _pruner(sc: StudyConfig, cc: CompareConfig) -> optuna.pruners.BasePruner:
 
 
 def objective(
-    trial: optuna.Trial, sc: StudyConfig, base: dict, space: tuple[Param, ...], parent: str, tracker: Tracker
+    trial: optuna.Trial,
+    sc: StudyConfig,
+    base: dict,
+    space: tuple[Param, ...],
+    parent: str,
+    tracker: Tracker,
+    extra_tags: dict[str, Any] | None = None,
 ) -> float:
     """Suggest, train one run with the library (reporting its FID curve to the pruner), return the metric.
 
@@ -188,6 +195,7 @@ def objective(
             return trial.should_prune()
 
     tags = {"mlflow.parentRunId": parent, "ganbench.study": sc.study_name, "ganbench.trial": trial.number}
+    tags |= {TAG_PARAMS: json.dumps(values), **(extra_tags or {})}
     try:
         result = train(cfg, tracker, tags=tags, run_name=f"trial-{trial.number}", prune=prune)
     except Exception as e:  # bad input for this trial's values: no run was made
@@ -240,7 +248,7 @@ def _worker(payload: dict[str, Any], n_trials: int, worker: int) -> None:
     )
     tracker = Tracker(base["workdir"])  # one MLflow client for all of this worker's trials
     study.optimize(
-        lambda t: objective(t, sc, base, space, payload["parent"], tracker),
+        lambda t: objective(t, sc, base, space, payload["parent"], tracker, payload.get("tags")),
         n_trials=n_trials,
         timeout=sc.timeout,
         catch=(Exception,),  # a failing trial is recorded FAIL with its reason; the study goes on
@@ -261,7 +269,9 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.Study, dict | None]:
+def run_study(
+    sc: StudyConfig, cc: CompareConfig, space: dict, trial_tags: dict[str, Any] | None = None
+) -> tuple[optuna.Study, dict | None]:
     """Create or resume the study and run it to ``sc.trials`` finished trials with ``sc.workers`` processes.
 
     Returns the study and this invocation's throughput record (see
@@ -270,7 +280,9 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
     With several workers each process gets ``cores() // workers`` torch threads (measured on 2 cores:
     two 2-thread workers were 4.5x slower than one). Trials of an earlier, killed process still RUNNING in a
     journal storage are marked FAIL ("stale") first (the journal has no heartbeat; run one launcher per
-    study and host) and do not count toward ``sc.trials``. Raises UserError for bad storage.
+    study and host) and do not count toward ``sc.trials``. The parent run and the trials' runs go to
+    ``cc.experiment`` (``ganbench tune``: the study's name); ``trial_tags`` are added to every trial's run.
+    Raises UserError for bad storage.
     """
     quiet_optuna()
     prepare(cc.run(sc.arch, sc.seed), resolve_device(cc.train.device))  # data, extractors: before any file
@@ -291,7 +303,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL)
                 study.set_user_attr(f"{STALE}{t.number}", "stale: its worker stopped before it finished")
         for t in stale:  # their MLflow runs (found by tag: the worker died before recording the id) end KILLED
-            for run_id, status in tracker.find_runs(sc.study_name, "ganbench.trial", str(t.number)):
+            for run_id, status in tracker.find_runs(cc.experiment, "ganbench.trial", str(t.number)):
                 if status == "RUNNING":
                     tracker.attach(run_id).end("KILLED", "stale: its worker was killed")
     base = dataclasses.asdict(cc)
@@ -299,7 +311,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
     if parent_id and not tracker.has_run(parent_id):
         parent_id = None
     tags = {"ganbench.study": sc.study_name, keys.TAG_ARCH: sc.arch, keys.TAG_KIND: "study"}
-    with tracker.run(sc.study_name, f"study-{sc.study_name}", tags, run_id=parent_id) as parent:
+    with tracker.run(cc.experiment, f"study-{sc.study_name}", tags, run_id=parent_id) as parent:
         if parent_id is None:
             parent.log_params(
                 {f"study.{k}": v for k, v in dataclasses.asdict(sc).items()} | {"space": json.dumps(space)}
@@ -319,6 +331,7 @@ def run_study(sc: StudyConfig, cc: CompareConfig, space: dict) -> tuple[optuna.S
             "space": space,
             "parent": parent.run_id,
             "threads": threads,
+            "tags": trial_tags or {},
         }
         if len(shares) == 1:
             _worker(payload, shares[0], 0)

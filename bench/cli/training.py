@@ -72,13 +72,24 @@ def compare(
             help="Optuna storage shared by hosts: postgresql://... or journal:PATH [the workspace's journal]."
         ),
     ] = None,
+    search: Annotated[
+        int | None,
+        typer.Option(help="Fair head-to-head: N random settings per architecture, then the best re-run per seed."),
+    ] = None,
+    search_steps: Annotated[int | None, typer.Option(help="A search trial's budget in generator steps.")] = None,
+    search_epochs: Annotated[float | None, typer.Option(help="A search trial's budget in epochs.")] = None,
+    sampler: Annotated[str | None, typer.Option(help="The search's sampler: random or tpe [random].")] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train each architecture x seed under the same budget, track every run in MLflow, write the report.
 
     With --workers K, --devices or --storage the grid is shared: K processes here (and any host running the
     same command with the same --storage) take its runs until none is left; a dead worker's run is taken over
-    from its checkpoint."""
+    from its checkpoint.
+
+    With --search N (or [search] trials = N) every architecture first gets a random search of N settings at
+    the same per-trial budget (--search-steps / --search-epochs, default the comparison's), then its best
+    setting is trained over the seeds: the comparison of Lucic et al. 2018."""
     from bench.compare import compare as run_compare
     from bench.compare import run_line
     from bench.config import load_compare_config
@@ -101,7 +112,11 @@ def compare(
         precision=precision,
         compile_=compile_,
     )
-    cc = load_compare_config(config, set_ or [], overrides=options)
+    search_layer = {
+        k: v for k, v in {"trials": search, "steps": search_steps, "epochs": search_epochs, "sampler": sampler}.items()
+        if v is not None
+    }  # fmt: skip
+    cc = load_compare_config(config, set_ or [], overrides=merge(options, {"search": search_layer}))
     device_list = tuple(d.strip() for d in devices.split(",") if d.strip()) if devices is not None else ()
     if devices is not None and not device_list:
         raise UserError(f"--devices {devices!r} names no device; expected e.g. cuda:0,cuda:1")
@@ -112,7 +127,16 @@ def compare(
         # bypasses it and the line lands glued to the bar on a terminal)
         print(line, file=sys.stderr, flush=True)
 
-    if workers is not None or device_list or storage is not None:
+    if cc.search.trials:
+        from studies.fair import fair_compare
+
+        def on_search_end(o) -> None:
+            print(f"{o.arch}: best of {cc.search.trials} trials: {o.best_values}", file=sys.stderr, flush=True)
+
+        if device_list:
+            raise UserError("--devices applies to the comparison grid; a search uses --workers and --storage")
+        result = fair_compare(cc, storage, workers or 1, not quiet, on_run_end, on_search_end)
+    elif workers is not None or device_list or storage is not None:
         from studies.grid import run_grid
 
         n = workers if workers is not None else max(1, len(device_list))

@@ -55,9 +55,14 @@ class DataConfig:
 class TrainConfig:
     """The training budget and the harness's cadence.
 
-    Budget: exactly one of ``steps`` (generator steps) or ``epochs`` (passes of the real data through the
-    discriminator: one discriminator step consumes one batch, so an epoch is ``n_critic`` times fewer
-    generator steps for a critic with ``n_critic`` > 1); ``minutes`` (wall clock) caps either.
+    Budget: exactly one of ``steps`` (generator steps) or ``epochs``; ``minutes`` (wall clock) caps either.
+    ``budget_unit`` says what an epoch counts, and so what equal budgets equalise: ``"d-steps"`` (default)
+    a pass of the real data through the discriminator (one discriminator step per batch, so an epoch is
+    ``n_critic`` times fewer generator steps for a critic with ``n_critic`` > 1: favours models with
+    ``n_critic`` = 1); ``"g-steps"`` as many generator steps as the data has batches, whatever ``n_critic``
+    (a critic with ``n_critic`` = 5 then sees the data 5 times: favours ``n_critic`` > 1); ``"minutes"``
+    the wall clock ``minutes`` is the budget (required; ``steps`` / ``epochs`` are then only an upper bound
+    and the length of learning-rate schedules: favours cheap steps).
     Cadence, in generator steps (None = automatic: about 10 points / 5 grids per run, 0 = off):
     ``log_every`` (MLflow metrics), ``sample_every`` (sample grid), ``eval_every`` (FID on
     ``eval.during_training_samples`` samples), ``checkpoint_every`` (also always at the end).
@@ -82,6 +87,7 @@ class TrainConfig:
     steps: Count | None = None
     epochs: Positive | None = 2.0
     minutes: Positive | None = None
+    budget_unit: Literal["d-steps", "g-steps", "minutes"] = "d-steps"
     batch_size: Count = 64
     device: StrictStr = "auto"
     log_every: Count = 25
@@ -100,6 +106,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
             raise ConfigError("set exactly one of train.steps and train.epochs")
+        if self.budget_unit == "minutes" and self.minutes is None:
+            raise ConfigError("train.budget_unit = 'minutes' needs train.minutes (the budget, e.g. --minutes 10)")
         _require(
             self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
             "train.device",
@@ -148,6 +156,9 @@ class EvalConfig:
     Memorisation (``bench.metrics.memorisation``): memorisation: compute the copy rate, NN ratio and gallery in
     the primary extractor's features; memorisation_train: the training images searched (None = the whole
     training split, else a random subset drawn with reference_seed).
+
+    search_samples: the samples a trial of ``ganbench compare --search`` is evaluated on (None = n_samples);
+    the final, re-seeded runs use n_samples.
     """
 
     n_samples: Annotated[StrictInt, Field(ge=2)] = 10_000
@@ -170,6 +181,7 @@ class EvalConfig:
     classifier_test: Annotated[StrictInt, Field(ge=0, description=">= 0 (0 = all)")] = 5000
     memorisation: StrictBool = True
     memorisation_train: Annotated[StrictInt, Field(ge=2)] | None = None
+    search_samples: Annotated[StrictInt, Field(ge=2)] | None = None
 
     def __post_init__(self) -> None:  # the checks that relate two fields, or every item of one
         smallest = min(self.n_samples, self.n_reference or self.n_samples)
@@ -221,6 +233,30 @@ class RunConfig:
 
 
 @dataclass(frozen=True, config=_FROZEN)
+class SearchConfig:
+    """The fair head-to-head (``ganbench compare --search N``, ``[search]``; ``studies.fair``): for every
+    architecture a search of ``trials`` random settings (Lucic et al. 2018) over its space
+    (``studies.spaces``), all with the same ``sampler`` and ``seed`` and the same per-trial budget
+    (``steps`` / ``epochs``, in ``train.budget_unit``; None: the comparison's own budget); then each
+    architecture's best setting re-run over the comparison's seeds at the comparison's budget.
+
+    trials: per architecture (0: no search, the comparison at the default settings); sampler: ``random``
+    (unbiased budget curves) or ``tpe``; pruner: ``none`` or ``median`` (on the FID curve; a pruned trial
+    counts toward the budget)."""
+
+    trials: Annotated[StrictInt, Field(ge=0, le=10_000)] = 0
+    sampler: Literal["random", "tpe"] = "random"
+    pruner: Literal["none", "median"] = "none"
+    seed: Seed = 0
+    steps: Count | None = None
+    epochs: Positive | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps is not None and self.epochs is not None:
+            raise ConfigError("set at most one of search.steps and search.epochs")
+
+
+@dataclass(frozen=True, config=_FROZEN)
 class CompareConfig:
     """A comparison: every (architecture, seed) pair under the same data/train/eval settings."""
 
@@ -232,6 +268,7 @@ class CompareConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     model: dict[str, dict[str, Any]] = field(default_factory=dict)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def __post_init__(self) -> None:
         _resolve_defaults(self)

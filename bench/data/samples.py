@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from bench.data.batches import to_uint8
 from bench.data.folder import IMAGE_SUFFIXES
 from bench.errors import DataError
 
@@ -108,7 +109,7 @@ def to_images(
 
     ``what`` names ``x`` in errors. Raises DataError."""
     c, h, w = image_shape
-    t = torch.as_tensor(np.asarray(x)) if not isinstance(x, Tensor) else x.detach().cpu()
+    t = _tensor(x, what)
     expected = f"(N, {c}, {h}, {w}) or (N, {h}, {w}, {c})" + (f" or (N, {h}, {w})" if c == 1 else "")
     if t.dim() == 3 and c == 1 and tuple(t.shape[1:]) == (h, w):
         t = t.unsqueeze(1)
@@ -129,7 +130,7 @@ def to_images(
         raise DataError(f"{what} has dtype {dtype}; expected uint8 (0..255) or float with --range -1,1 or 0,1")
     if value_range is None:
         raise DataError(f"{what} is {dtype}: say its range with --range -1,1 or --range 0,1")
-    t = t.double()
+    t = t.float()  # float32, as ganbench's own samples are quantised (bench.data.to_uint8)
     lo, hi = value_range
     if not torch.isfinite(t).all():
         raise DataError(f"{what} holds NaN or infinite values")
@@ -139,15 +140,31 @@ def to_images(
         raise DataError(
             f"{what} has values in [{found_lo:.4g}, {found_hi:.4g}], outside --range {lo:g},{hi:g}"
             + ("; try --range -1,1" if found_lo < 0 <= lo else "")
+            + ("; images in 0..255: --range 0,255" if found_hi > 1 + slack and hi <= 1 else "")
         )
+    if (lo, hi) == (-1.0, 1.0):
+        return to_uint8(t).contiguous()  # the very function ganbench's samples go through
     return ((t - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8).contiguous()
+
+
+def _tensor(x: np.ndarray | Tensor, what: str) -> Tensor:
+    """``x`` as a CPU tensor; raises DataError for dtypes torch cannot hold (strings, objects, uint16+)."""
+    if isinstance(x, Tensor):
+        return x.detach().cpu()
+    a = np.asarray(x)
+    if a.dtype.kind not in "uif" or a.dtype.itemsize > 8 or (a.dtype.kind == "u" and a.dtype.itemsize > 1):
+        raise DataError(f"{what} has dtype {a.dtype}; expected uint8 (0..255) or float with --range -1,1 or 0,1")
+    if not a.dtype.isnative:
+        a = a.astype(a.dtype.newbyteorder("="))
+    return torch.from_numpy(np.ascontiguousarray(a))
 
 
 def check_labels(y: np.ndarray | Tensor, n: int, num_classes: int, what: str) -> Tensor:
     """Labels ``y`` as int64 ``(n,)`` in ``[0, num_classes)``; raises DataError otherwise."""
-    t = torch.as_tensor(np.asarray(y)) if not isinstance(y, Tensor) else y.detach().cpu()
-    if t.dtype.is_floating_point or t.dtype == torch.bool or t.dtype.is_complex:
-        raise DataError(f"{what} has dtype {str(t.dtype).removeprefix('torch.')}; expected integer class labels")
+    a = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
+    if a.dtype.kind not in "iu" or a.dtype == np.bool_:
+        raise DataError(f"{what} has dtype {a.dtype}; expected integer class labels")
+    t = torch.from_numpy(a.astype(np.int64))
     if tuple(t.shape) != (n,):
         raise DataError(f"{what} has shape {tuple(t.shape)}; expected ({n},), one label per image")
     if num_classes == 0:
@@ -158,15 +175,21 @@ def check_labels(y: np.ndarray | Tensor, n: int, num_classes: int, what: str) ->
 
 
 def _read_folder(root: Path, image_shape: tuple[int, int, int], classes: tuple[str, ...]):
-    def found(p: Path) -> list[Path]:
-        return sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    def found(p: Path) -> list[Path]:  # hidden files and folders (.ipynb_checkpoints) are not samples
+        return sorted(
+            f
+            for f in p.rglob("*")
+            if f.is_file()
+            and f.suffix.lower() in IMAGE_SUFFIXES
+            and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        )
 
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     loose = [f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]
     if subdirs and loose:
         raise DataError(f"{root} mixes images and sub-folders; put every image in a class sub-folder, or none")
     if subdirs:
-        label_of = {name: i for i, name in enumerate(classes)} | {str(i): i for i in range(len(classes))}
+        label_of = {str(i): i for i in range(len(classes))} | {name: i for i, name in enumerate(classes)}
         unknown = [d.name for d in subdirs if d.name not in label_of]
         if unknown:
             allowed = ", ".join(classes[:12]) + (" ..." if len(classes) > 12 else "") if classes else "(none)"
@@ -196,7 +219,11 @@ def _decode(path: Path, image_shape: tuple[int, int, int]) -> Tensor:
     try:
         with Image.open(path) as image:
             mode = image.mode
-            t = pil_to_tensor(image.convert("L" if mode in ("1", "L", "I", "I;16", "F") else "RGB"))
+            if mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+                raise DataError(f"{path} is a {mode} image (16-bit or float); write 8-bit images (PNG mode L or RGB)")
+            t = pil_to_tensor(image.convert("L" if mode in ("1", "L", "LA") else "RGB"))
+    except DataError:
+        raise
     except Exception as e:
         raise DataError(f"{path} cannot be read as an image ({type(e).__name__}: {str(e)[:100]})") from None
     if tuple(t.shape[1:]) != (h, w):

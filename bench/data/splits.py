@@ -73,8 +73,16 @@ def random_subset(data: ImageData, n: int, seed: int) -> tuple[Tensor, Tensor]:
     total = data.images.shape[0]
     if n >= total:
         return data.images, data.labels
-    idx = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    idx = subset_indices(total, n, seed)
     return data.images[idx.to(data.images.device)], data.labels[idx.to(data.labels.device)]
+
+
+def subset_indices(total: int, n: int, seed: int) -> Tensor:
+    """The split indices :func:`random_subset` takes: ``min(n, total)`` of ``range(total)`` drawn with ``seed``,
+    ascending (all of them when ``n`` covers the split)."""
+    if n >= total:
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 
 def convert(images: Tensor, size: int | None, channels: int | None) -> Tensor:

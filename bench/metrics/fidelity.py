@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from torch_fidelity.utils import (
 from bench import keys
 from bench.config import EvalConfig
 from bench.data import ImageData, random_subset
+from bench.data.splits import subset_indices
 from bench.errors import ConfigError
 from bench.metrics.coverage import classify, coverage
 from bench.metrics.density import density_coverage
@@ -208,14 +210,18 @@ def _feature_metrics(
     real = extract_featuresdict_from_input_id_cached(2, extractor, **options)[layer].cpu()
     found = density_coverage(real, fake, cfg.prc_neighborhood)
     extra = {keys.DENSITY: found["density"], keys.COVERAGE: found["coverage"]}
-    if train is None or not cfg.memorisation:
-        return extra, None
+    if train is None or not cfg.memorisation or cfg.reference_split == train.split:
+        return extra, None  # (against the training split itself there is no held-out baseline)
+    if spec.heavy and not options["cuda"] and cfg.memorisation_train is None:
+        return extra, None  # a heavy network over the whole training split on a CPU: an hour; asked for only
     total = train.images.shape[0]
     n = min(cfg.memorisation_train or total, total)
-    images = train.images.cpu() if n == total else random_subset(train, n, cfg.reference_seed)[0].cpu()
+    idx = subset_indices(total, n, cfg.reference_seed)  # the training images searched, as split indices
     train_options = options | {
-        "input2": _Images(spec.prepare(images)),
+        "input2": _Images(spec.prepare(train.images.cpu()[idx])),
         "input2_cache_name": cache_name(n, None if n == total else cfg.reference_seed),
     }
     train_features = extract_featuresdict_from_input_id_cached(2, extractor, **train_options)[layer].cpu()
-    return extra, memorisation(fake, train_features, real)
+    memo = memorisation(fake, train_features, real, device="cuda" if options["cuda"] else "cpu")
+    gallery = [(s, int(idx[i]), d, r) for s, i, d, r in memo.gallery]  # subset rows -> split indices
+    return extra, replace(memo, gallery=gallery)

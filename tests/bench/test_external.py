@@ -110,6 +110,7 @@ def test_a_copying_generator_is_caught_and_test_images_are_not(mnist, workdir, t
     """A module:function "generator" returning training images: copy rate ~1, NN ratio >> 1 and a gallery of
     exact matches; MNIST test images: the held-out copy rate the protocol line states."""
     from bench.data import random_subset
+    from bench.data.splits import subset_indices
 
     _, train, test = mnist
     searched = random_subset(train, 5000, 0)[0]  # the training images memorisation searches (reference_seed 0)
@@ -140,6 +141,8 @@ def test_a_copying_generator_is_caught_and_test_images_are_not(mnist, workdir, t
     nearest = tracker.download_artifact(copied.run_id, "memorisation/nearest.json", tmp_path / "dl")
     pairs = json.loads(Path(nearest).read_text())["pairs"]
     assert len(pairs) == 16 and all(p["distance"] < 1e-3 for p in pairs)
+    searched_idx = set(subset_indices(train.images.shape[0], 5000, 0).tolist())
+    assert all(p["train_index"] in searched_idx for p in pairs)  # split indices, not rows of the subset
     assert tracker.download_artifact(copied.run_id, "memorisation/nearest.png", tmp_path / "dl2") is not None
 
     np.savez(tmp_path / "test.npz", x=test.images[:N].numpy())
@@ -285,3 +288,58 @@ def test_nearest_neighbours_are_exact_in_chunks():
     assert torch.equal(j, brute_own.argmin(1)) and torch.allclose(own, brute_own.min(1).values)
     copies = memorisation(base[:50], base, torch.randn(60, 16, generator=g))
     assert copies.copy_rate == 1.0 and all(p[2] == 0.0 for p in copies.gallery)
+
+
+def test_float_samples_are_quantised_exactly_as_ganbench_quantises_its_own():
+    """Any float in [-1, 1] becomes the byte ``bench.data.to_uint8`` makes of it (the TorchScript generator
+    and the samples it wrote give identical numbers for every tanh output, not by luck); [0, 1] floats of
+    uint8 images come back as those bytes."""
+    from bench.data import to_uint8
+    from bench.data.samples import to_images
+
+    x = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    x[0, 0, 0, :4] = torch.tensor([-1.0, 1.0, 0.0, 1 / 255 - 1])
+    assert torch.equal(to_images(x, (1, 28, 28), (-1.0, 1.0), "x"), to_uint8(x))
+    u8 = torch.randint(0, 256, (50, 28, 28, 1), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    back = to_images((u8.float() / 255).numpy(), (1, 28, 28), (0.0, 1.0), "x")
+    assert torch.equal(back, u8.permute(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (np.zeros((4, 28, 28), ">f4"), None, None),  # big-endian floats are fine
+        (np.zeros((4, 28, 28), "U1"), None, "x has dtype <U1; expected uint8"),
+        (np.zeros((4, 28, 28), np.uint16), None, "x has dtype uint16; expected uint8"),
+        (np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.uint64), None),  # uint64 labels are fine
+        (np.zeros((4, 28, 28), np.uint8), np.zeros(4, np.float32), "y has dtype float32; expected integer"),
+    ],
+)
+def test_array_dtypes_are_checked_before_torch_sees_them(x, y, message, tmp_path):
+    from bench.data.samples import read_samples
+    from bench.errors import DataError
+
+    np.savez(tmp_path / "s.npz", x=x, **({"y": y} if y is not None else {}))
+    rng = "-1,1" if x.dtype.kind == "f" else None
+    if message is None:
+        found = read_samples(tmp_path / "s.npz", (1, 28, 28), tuple("0123456789"), rng)
+        assert found.images.dtype == torch.uint8 and (y is None or found.labels.dtype == torch.int64)
+    else:
+        with pytest.raises(DataError, match=message):
+            read_samples(tmp_path / "s.npz", (1, 28, 28), tuple("0123456789"), rng)
+
+
+def test_sixteen_bit_and_hidden_images_in_a_folder(tmp_path):
+    from PIL import Image
+
+    from bench.data.samples import read_samples
+    from bench.errors import DataError
+
+    (tmp_path / "ok" / ".ipynb_checkpoints").mkdir(parents=True)
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "ok" / "a.png")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "ok" / ".ipynb_checkpoints" / "a.png")
+    assert read_samples(tmp_path / "ok", (1, 28, 28)).images.shape[0] == 1
+    (tmp_path / "deep").mkdir()
+    Image.fromarray(np.full((28, 28), 320, np.uint16)).save(tmp_path / "deep" / "a.png")
+    with pytest.raises(DataError, match="16-bit or float"):
+        read_samples(tmp_path / "deep", (1, 28, 28))

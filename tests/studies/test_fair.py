@@ -1,0 +1,113 @@
+"""The fair head-to-head (``ganbench compare --search N``): equal searches, re-seeded best settings, the
+report's search section; and the budget units it states."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bench import keys
+from bench.cli import app
+from bench.config import TrainConfig
+from bench.errors import ConfigError
+from bench.harness import total_steps
+from bench.tracking import Tracker
+from reports.stats import expected_best
+from tests.conftest import FAST
+
+TINY = [*FAST, "train.eval_every=0", "train.sample_every=0"]
+
+
+def test_expected_best_equals_brute_force_and_never_rises():
+    """Dodge et al.'s expected best of n trials without replacement, against the mean (and spread) of the
+    best of every n-subset of the observed trials; it falls with n, from the mean to the best."""
+    values = np.random.default_rng(1).lognormal(4, 1, 8)
+    values[3] = values[5]  # a tie
+    previous = np.inf
+    for n in range(1, len(values) + 1):
+        bests = [min(c) for c in itertools.combinations(values, n)]
+        mean, std = expected_best(values, n)
+        assert mean == pytest.approx(np.mean(bests)) and std == pytest.approx(np.std(bests), abs=1e-9)
+        assert mean <= previous + 1e-12
+        previous = mean
+    assert expected_best(values, 1)[0] == pytest.approx(values.mean())
+    assert expected_best(values, len(values)) == pytest.approx((values.min(), 0.0))
+    assert expected_best(values, 2, minimise=False)[0] == pytest.approx(
+        np.mean([max(c) for c in itertools.combinations(values, 2)])
+    )
+    with pytest.raises(ValueError, match="1 <= n <= 8"):
+        expected_best(values, 9)
+
+
+def test_budget_units_count_what_they_say():
+    """d-steps: an epoch of discriminator batches (n_critic = 5: a fifth of the generator steps); g-steps: an
+    epoch of generator steps whatever n_critic; minutes needs its budget."""
+    d = TrainConfig(epochs=2.0)
+    g = TrainConfig(epochs=2.0, budget_unit="g-steps")
+    assert total_steps(d, 100, 5) == 40 and total_steps(g, 100, 5) == 200 and total_steps(g, 100, 1) == 200
+    assert total_steps(TrainConfig(steps=7, epochs=None, budget_unit="g-steps"), 100, 5) == 7
+    with pytest.raises(ConfigError, match="train.budget_unit = 'minutes' needs train.minutes"):
+        TrainConfig(budget_unit="minutes")
+
+
+@pytest.mark.slow
+def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
+    """``compare --search 3 --seeds 2`` on real MNIST with tiny budgets: 3 trials per architecture with
+    equal budgets (read back from MLflow), the best re-run over 2 seeds and tagged, and a report with the
+    three search figures and the re-seeded table. A search killed in the middle and started again ends with
+    exactly 3 counted trials per architecture."""
+    from bench import run as run_module
+
+    sets = [a for s in [*TINY, f'workdir="{workdir}"', "train.batch_size=16"] for a in ("--set", s)]
+    args = ["compare", "dummy", "vanilla", "--search", "3", "--seeds", "2", "--steps", "4", "--search-steps", "3",
+            "--experiment", "fair", "-q", *sets]  # fmt: skip
+    real_train, calls = run_module.train, []
+
+    def killed_on_the_fourth_trial(cfg, *a, **kw):  # vanilla's first trial: Ctrl-C in the middle of the search
+        calls.append(cfg.arch)
+        if len(calls) == 4:
+            raise KeyboardInterrupt("killed")
+        return real_train(cfg, *a, **kw)
+
+    monkeypatch.setattr("studies.runner.train", killed_on_the_fourth_trial)
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code != 0 and calls == ["dummy"] * 3 + ["vanilla"]
+    monkeypatch.setattr("studies.runner.train", real_train)
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+
+    runs = Tracker(workdir).search_runs(["fair"])
+    trials = [x for x in runs if x["tags"].get(keys.TAG_KIND) == "trial"]
+    finished = {
+        a: [t for t in trials if t["tags"][keys.TAG_ARCH] == a and t["status"] == "FINISHED"]
+        for a in ("dummy", "vanilla")
+    }
+    assert {a: len(v) for a, v in finished.items()} == {"dummy": 3, "vanilla": 3}
+    budgets = {
+        (t["params"]["train.steps"], t["params"]["train.budget_unit"], t["metrics"][keys.G_STEPS])
+        for t in trials
+        if t["status"] == "FINISHED"
+    }
+    assert budgets == {("3", "d-steps", 3.0)}  # the same budget, in the same unit, for every trial of both
+    finals = [x for x in runs if x["tags"].get(keys.TAG_KIND) == keys.KIND_RUN]
+    assert sorted((x["tags"][keys.TAG_ARCH], x["tags"][keys.TAG_SEED]) for x in finals) == [
+        ("dummy", "0"), ("dummy", "1"), ("vanilla", "0"), ("vanilla", "1")
+    ]  # fmt: skip
+    for x in finals:
+        best = json.loads(x["tags"]["ganbench.search_best_params"])
+        assert x["tags"]["ganbench.search_best"].startswith("trial ") and x["metrics"][keys.G_STEPS] == 4
+        assert float(x["params"]["model.lr_g"]) == pytest.approx(best["lr"])
+
+    out = workdir / "reports" / "fair"
+    text = (out / "report.md").read_text()
+    assert "## Search: equal tuning budget: mnist" in text and "re-seeded FID" in text
+    for name in ("search-fid-distribution", "expected-best-vs-trials", "expected-best-vs-compute"):
+        assert (out / "figures" / f"{name}.png").is_file()
+    assert any(v in text for v in ("statistically indistinguishable", "differ (Welch", "cannot be tested"))
+    assert "re-seeded FID" in (out / "table.tex").read_text() and "Search trials: 3 generator steps" in text
+    search_csv = (out / "search.csv").read_text().splitlines()
+    assert len(search_csv) == 1 + 6  # one row per counted trial: the killed one is not among them
