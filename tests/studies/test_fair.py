@@ -111,3 +111,21 @@ def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
     assert "re-seeded FID" in (out / "table.tex").read_text() and "Search trials: 3 generator steps" in text
     search_csv = (out / "search.csv").read_text().splitlines()
     assert len(search_csv) == 1 + 6  # one row per counted trial: the killed one is not among them
+
+
+@pytest.mark.parametrize("name", ["mnist-fair-comparison", "mnist-fair-comparison-gpu"])
+def test_the_shipped_fair_comparisons_are_valid(name):
+    """Both files load, search every architecture with the same budget, and their trial configs validate."""
+    import dataclasses
+    from pathlib import Path
+
+    from bench.config import load_compare_config
+    from studies.fair import trial_config
+    from studies.spaces import check_space, space_for
+
+    cc = load_compare_config(Path(__file__).parents[2] / "studies" / f"{name}.toml", [])
+    assert cc.search.trials >= 16 and cc.search.sampler == "random" and len(cc.seeds) >= 3
+    trial = trial_config(cc)
+    assert trial.train.epochs == cc.search.epochs and trial.eval.n_samples == (cc.eval.search_samples or 10_000)
+    for arch in cc.archs:
+        check_space(arch, space_for(arch), dataclasses.asdict(trial))
