@@ -12,6 +12,7 @@ registry. Third-party packages add architectures through the entry-point group `
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import math
 import re
@@ -106,31 +107,19 @@ class Registry(Generic[T]):
                 self._broken[getattr(loader, "__name__", "loader")] = f"{type(e).__name__}: {e}"
 
     def get(self, name: str) -> T:
-        """Return the object registered as ``name``.
-
-        Raises:
-            UnknownNameError: ``name`` is not registered (the message lists the registered names) or could
-                not be (the message says why).
-        """
+        """Return the object registered as ``name``; raises UnknownNameError when it is not (the message names
+        the registered ones, or the close ones when there are many) or could not be (it says why)."""
         self._load()
         if name in self._broken and name not in self._items:
             raise UnknownNameError(f"{self.kind} {name!r} cannot be used: {self._broken[name]}")
-        try:
+        if name in self._items:
             return self._items[name]
-        except KeyError:
-            raise UnknownNameError(self._unknown(name)) from None
-
-    def _unknown(self, name: str) -> str:
-        """The message for an unknown ``name``: every registered name when they are few, else the close ones
-        (``difflib``) and where the rest are listed, so that the line stays short."""
-        import difflib
-
         names = self.names()
         if len(names) <= 12:
-            return f"unknown {self.kind} {name!r}; registered: {', '.join(names) or '(none)'}"
-        close = difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
-        return f"unknown {self.kind} {name!r}; {hint}`ganbench list` shows all {len(names)}"
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; registered: {', '.join(names) or '(none)'}")
+        close = ", ".join(map(repr, difflib.get_close_matches(str(name), names, n=3, cutoff=0.5)))
+        hint = f"did you mean {close}? " if close else ""
+        raise UnknownNameError(f"unknown {self.kind} {name!r}; {hint}`ganbench list` shows all {len(names)}")
 
     def names(self) -> list[str]:
         self._load()

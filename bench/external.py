@@ -36,8 +36,9 @@ from bench.data.samples import check_labels, parse_range, read_samples, sha256_f
 from bench.errors import ConfigError, DataError, UserError
 from bench.harness import resolve_device
 from bench.hooks import save_grid
+from bench.metrics.evaluator import build_evaluator
 from bench.metrics.sampling import generate, sample_labels
-from bench.run import FINISHED, RunResult, log_evaluation, prepare_evaluator, run_tags, usefulness
+from bench.run import FINISHED, RunResult, log_evaluation, run_tags, usefulness
 from bench.tracking import Run, Tracker
 
 
@@ -242,7 +243,7 @@ def score_external(cc: CompareConfig, ext: External, tracker: Tracker | None = N
         tags = {keys.TAG_EXTERNAL: f"generator {ext.generator}", keys.TAG_EXTERNAL_SHA256: gen.sha256}
     if labels is not None:
         labels = check_labels(labels, images.shape[0], reference.num_classes, "labels")
-    evaluator, plan = prepare_evaluator(cfg.data, cfg.eval, cfg.workdir, device, cfg.seed, reference)
+    evaluator, plan = build_evaluator(cfg.data, cfg.eval, cfg.workdir, device, cfg.seed, reference)
     use = usefulness(cfg, reference.num_classes, reference, None) if labels is not None else None
     tracker = tracker or Tracker(cc.workdir)  # everything is checked: now the store may be opened
     all_tags = {**run_tags(ext.name, cfg.seed, keys.KIND_EXTERNAL, plan, reference.classes), **tags}

@@ -20,17 +20,16 @@ import torch
 from architectures import ARCHITECTURES, build_gan
 from bench import checkpoint, keys
 from bench.atomic import write_text
-from bench.config import CompareConfig, DataConfig, EvalConfig, RunConfig, flatten, load_compare_config
+from bench.config import CompareConfig, RunConfig, flatten, load_compare_config
 from bench.data import ImageData, ShuffledBatches, check_batch_size, load, to_float
 from bench.errors import CheckpointError, ConfigError, TakenOver, UserError
 from bench.harness import resolve_device, seed_everything
 from bench.hooks import PRUNED as STOP_PRUNED
 from bench.hooks import Checkpointer, MetricsLogger, NaNGuard, PeriodicEval, ProgressHook, SampleGrid, save_grid
 from bench.metrics.coverage import MAX_SHARES
-from bench.metrics.evaluator import Evaluation, Evaluator
-from bench.metrics.fidelity import reference_images
+from bench.metrics.evaluator import Evaluation, Evaluator, build_evaluator
 from bench.metrics.floor import check_floor_size
-from bench.metrics.protocol import ExtractorPlan, Protocol, plan_extractors
+from bench.metrics.protocol import ExtractorPlan, Protocol
 from bench.metrics.usefulness import Usefulness
 from bench.provenance import provenance_tags
 from bench.tracking import Run, Tracker, store_exists
@@ -111,27 +110,8 @@ def prepare(cfg: RunConfig, device: torch.device) -> Prepared:
         raise ConfigError(f"architecture {cfg.arch!r}: its trainer {trainer.__name__} is no bench.trainer.Trainer")
     if not cfg.eval.enabled:
         return Prepared(reference, ExtractorPlan({}, {}), None, trainer)
-    evaluator, plan = prepare_evaluator(cfg.data, cfg.eval, cfg.workdir, device, cfg.seed, reference, train_split)
+    evaluator, plan = build_evaluator(cfg.data, cfg.eval, cfg.workdir, device, cfg.seed, reference, train_split)
     return Prepared(reference, plan, evaluator, trainer)
-
-
-def prepare_evaluator(
-    data: DataConfig,
-    cfg: EvalConfig,
-    workdir: str,
-    device: torch.device,
-    seed: int,
-    reference: ImageData | None = None,
-    train_split: ImageData | None = None,
-) -> tuple[Evaluator, ExtractorPlan]:
-    """The evaluator of runs on ``data`` under ``cfg`` (the reference split and the training split, for
-    memorisation, loaded unless given) and its extractor plan. Raises UserError (missing data or weights,
-    n_reference larger than the split) before anything is written."""
-    reference = reference or load(data, cfg.reference_split, workdir)
-    reference_images(reference, cfg)  # n_reference fits the split
-    train_split = (train_split or load(data, "train", workdir)) if cfg.memorisation else None
-    plan = plan_extractors(cfg, data.dataset, reference.image_shape, device, workdir)
-    return Evaluator(reference, cfg, workdir, device, plan.use, seed, train_split), plan
 
 
 def run_tags(arch: str, seed: int, kind: str, plan: ExtractorPlan, classes: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -19,14 +19,14 @@ import torch
 from architectures.losses import LOSSES
 from architectures.registry import GAN
 from bench import keys
-from bench.config import EvalConfig
-from bench.data import ImageData, random_subset, to_float, to_uint8
+from bench.config import DataConfig, EvalConfig
+from bench.data import ImageData, load, random_subset, to_float, to_uint8
 from bench.metrics.discriminator import accuracy
-from bench.metrics.fidelity import ALL_METRICS, fidelity, score
+from bench.metrics.fidelity import ALL_METRICS, fidelity, reference_images, score
 from bench.metrics.floor import real_floor
 from bench.metrics.intra_fid import intra_fid
 from bench.metrics.memorisation import Memorisation
-from bench.metrics.protocol import Protocol, with_primary
+from bench.metrics.protocol import ExtractorPlan, Protocol, plan_extractors, with_primary
 from bench.metrics.sampling import discriminator_scores, generate, sample_labels
 from bench.metrics.usefulness import Usefulness
 
@@ -174,3 +174,22 @@ class Evaluator:
             }
 
         return fn
+
+
+def build_evaluator(
+    data: DataConfig,
+    cfg: EvalConfig,
+    workdir: str | Path,
+    device: torch.device,
+    seed: int,
+    reference: ImageData | None = None,
+    train_split: ImageData | None = None,
+) -> tuple[Evaluator, ExtractorPlan]:
+    """The evaluator of runs on ``data`` under ``cfg`` (the reference split and, for memorisation, the
+    training split, loaded unless given) and its extractor plan. Raises UserError (missing data or weights,
+    n_reference larger than the split) before anything is written."""
+    reference = reference or load(data, cfg.reference_split, workdir)
+    reference_images(reference, cfg)  # n_reference fits the split
+    train_split = (train_split or load(data, "train", workdir)) if cfg.memorisation else None
+    plan = plan_extractors(cfg, data.dataset, reference.image_shape, device, workdir)
+    return Evaluator(reference, cfg, workdir, device, plan.use, seed, train_split), plan
