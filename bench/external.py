@@ -195,8 +195,7 @@ def _select(images: torch.Tensor, labels: torch.Tensor | None, n: int, seed: int
     total = images.shape[0]
     if total < n:
         raise DataError(
-            f"{what} holds {total} images; the protocol needs eval.n_samples = {n} (write at least {n}, or "
-            f"lower it with --n-samples {total}; FIDs on different sample counts are not comparable)"
+            f"{what} holds {total} images; eval.n_samples = {n} needs as many (or --n-samples {total})"
         )
     if total == n:
         return images, labels
@@ -240,7 +239,8 @@ def score_external(cc: CompareConfig, ext: External, tracker: Tracker | None = N
             ext.value_range, ext.generator,
         )  # fmt: skip
         source = f"generator {ext.generator} (sha256 of its {gen.hashed} {gen.sha256[:12]}), z from the run's seed"
-        tags = {keys.TAG_EXTERNAL: f"generator {ext.generator}", keys.TAG_EXTERNAL_SHA256: gen.sha256}
+        where = str(Path(ext.generator).resolve()) if Path(ext.generator).is_file() else ext.generator
+        tags = {keys.TAG_EXTERNAL: f"generator {where}", keys.TAG_EXTERNAL_SHA256: gen.sha256}
     if labels is not None:
         labels = check_labels(labels, images.shape[0], reference.num_classes, "labels")
     evaluator, plan = build_evaluator(cfg.data, cfg.eval, cfg.workdir, device, cfg.seed, reference)

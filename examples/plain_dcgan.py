@@ -18,6 +18,7 @@ import argparse
 import gzip
 import os
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def init_weights(m: nn.Module) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("GANBENCH_DATA", "data"), help="folder holding MNIST/raw")
     parser.add_argument("--epochs", type=float, default=5.0)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -128,7 +129,9 @@ def main() -> None:
     np.savez_compressed(args.out, x=u8)
     print(f"wrote {len(u8)} samples to {args.out}")
     if args.generator_out:
-        torch.jit.save(torch.jit.script(g), args.generator_out)
+        with warnings.catch_warnings():  # torch 2.15 deprecates TorchScript; ganbench eval --generator reads it
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(torch.jit.script(g), args.generator_out)
         print(f"wrote the generator (TorchScript, z_dim {g.z_dim}) to {args.generator_out}")
 
 

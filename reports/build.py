@@ -277,7 +277,12 @@ def _figures(df: pd.DataFrame, fig_dir: Path, tracker: Tracker, primary: str | N
     """Every figure of the comparison, written to ``fig_dir``, as ``(png path, caption)``."""
     fig_dir.mkdir(parents=True, exist_ok=True)
     grids = figures.sample_grids(df, tracker, fig_dir)
-    figs = [(p, f"{a}: samples from a fixed z at the end of training") for a, p in grids.items()]
+    external = set(df.loc[df["kind"] == keys.KIND_EXTERNAL, "arch"])
+    figs = [
+        (p, f"{a}: the first 64 of its scored samples (external)" if a in external else
+         f"{a}: samples from a fixed z at the end of training")
+        for a, p in grids.items()
+    ]  # fmt: skip
     for path, caption in (
         (figures.samples_over_training(df, tracker, fig_dir), "samples from the same z over training"),
         *[

@@ -181,6 +181,7 @@ def quality_vs_cost(df: pd.DataFrame, out_dir: Path, metric: str, label: str) ->
     runs = _runs(df)
     if metric not in runs or keys.TRAIN_S not in runs or runs[metric].isna().all():
         return None
+    runs = runs[runs[keys.TRAIN_S].notna()]  # an external model has no training time here
     col = _colours(df)
     fig, ax = plt.subplots(figsize=(6, 4))
     for arch, g in runs.groupby("arch", sort=False):

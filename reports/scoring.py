@@ -33,7 +33,8 @@ MEMORISATION_TEXT = (
     "samples closer to their nearest training image than that image is to its own nearest other training "
     "image (held-out real images give the rate in the protocol line, not 0); NN ratio: the held-out reference "
     "images' median distance to their nearest training image over the samples' (~1: as novel as unseen data; "
-    "> 1: closer to the training data than unseen data is). The gallery: per model, the 16 samples nearest to "
+    "> 1: closer to the training data than unseen data is; < 1: farther from it than unseen data, as for most GANs, "
+    "whose samples are also farther from the test images). The gallery: per model, the 16 samples nearest to "
     "a training image, each followed by that image (nearest first, row by row)."
 )
 
@@ -118,7 +119,39 @@ def memorisation_section(df: pd.DataFrame, tracker: Tracker, fig_dir: Path, on: 
             figs.append((out, f"{name}: the 16 samples nearest to a training image, each beside it"))
     if not figs:
         return None
-    return Section("Memorisation" + on, text=[MEMORISATION_TEXT], figures=figs)
+    return Section("Memorisation" + on, lambda style: _memorisation_frame(df, style), text=[MEMORISATION_TEXT],
+                   figures=figs)  # fmt: skip
+
+
+def _memorisation_frame(df: pd.DataFrame, style: str) -> pd.DataFrame:
+    """Per model: its copy rate and NN ratio (mean over its runs) beside those of held-out real images (from
+    the protocol line: the level of a model that does not copy, and 1)."""
+    runs = df[(df["status"] == "FINISHED") & df["kind"].isin(keys.RANKED_KINDS)]
+    rows = []
+    for arch in tables.arch_order(runs):
+        g = runs[runs["arch"] == arch]
+        copy = next((c for c in g.columns if str(c).endswith("/" + keys.COPY_RATE) and g[c].notna().any()), None)
+        if copy is None:
+            continue
+        ratio = copy.replace(keys.COPY_RATE, keys.NN_RATIO)
+        held = _heldout(g, copy.split("/")[1])
+        rows.append(
+            {
+                "model": tables.row_labels(g.iloc[:1])[0],
+                "copy rate": f"{g[copy].mean():.3f}",
+                "held-out images' copy rate": held,
+                "NN ratio (held-out: 1)": f"{g[ratio].mean():.2f}" if ratio in g else "–",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _heldout(runs: pd.DataFrame, extractor: str) -> str:
+    for d in runs["protocols"]:
+        line = d.get(extractor, "") if isinstance(d, dict) else ""
+        if "copy rate " in line:
+            return line.split("copy rate ")[1].split(" ")[0]
+    return "–"
 
 
 def _value(run: pd.Series, metric: str, extractor: str | None) -> str:

@@ -145,9 +145,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     """ganbench's own warnings (a skipped plugin, a repaired store) are one ``warning:`` line on stderr;
     other warnings keep Python's format."""
     from architectures import PluginWarning
+    from bench.data.samples import SamplesWarning
     from bench.tracking import StoreWarning
 
-    if issubclass(category, (PluginWarning, StoreWarning)):
+    if issubclass(category, (PluginWarning, StoreWarning, SamplesWarning)):
         typer.echo(f"warning: {one_line(str(message))}", err=True)
     else:
         _python_showwarning(message, category, filename, lineno, file, line)

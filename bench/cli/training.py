@@ -122,7 +122,9 @@ def compare(
         raise UserError(f"--devices {devices!r} names no device; expected e.g. cuda:0,cuda:1")
 
     def on_run_end(r) -> None:
-        line = typer.style(run_line(r, cc.eval.extractor), fg=None if r.status == "FINISHED" else "red")
+        line = run_line(r, cc.eval.extractor)
+        if r.status != "FINISHED" and sys.stderr.isatty():  # red on a terminal; plain text in a log file
+            line = typer.style(line, fg="red")
         # through sys.stderr, which a live rich progress bar redirects above itself (typer.secho's stream
         # bypasses it and the line lands glued to the bar on a terminal)
         print(line, file=sys.stderr, flush=True)
@@ -246,7 +248,7 @@ def eval_(
     ] = None,
     name: Annotated[str | None, typer.Option(help="The external model's name in reports [external].")] = None,
     range_: Annotated[
-        str | None, typer.Option("--range", help="Range of float samples: -1,1 or 0,1 [generator: -1,1].")
+        str | None, typer.Option("--range", help="Range of float samples: -1,1, 0,1 or 0,255 [generator: -1,1].")
     ] = None,
     z_dim: Annotated[int | None, typer.Option(help="The generator's latent size [its z_dim attribute].")] = None,
     conditional: Annotated[

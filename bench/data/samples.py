@@ -20,6 +20,7 @@ and what is expected.
 from __future__ import annotations
 
 import hashlib
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,11 @@ from torch import Tensor
 from bench.data.batches import to_uint8
 from bench.data.folder import IMAGE_SUFFIXES
 from bench.errors import DataError
+
+
+class SamplesWarning(UserWarning):
+    """Samples that fit their stated range but fill little of it (e.g. [0, 1] images given as -1,1)."""
+
 
 RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
 TOLERANCE = 1e-3  # float samples may overshoot their range by this much (a tanh output, rounding)
@@ -141,6 +147,12 @@ def to_images(
             f"{what} has values in [{found_lo:.4g}, {found_hi:.4g}], outside --range {lo:g},{hi:g}"
             + ("; try --range -1,1" if found_lo < 0 <= lo else "")
             + ("; images in 0..255: --range 0,255" if found_hi > 1 + slack and hi <= 1 else "")
+        )
+    if found_lo >= lo + 0.25 * (hi - lo) or found_hi <= lo + 0.75 * (hi - lo):
+        warnings.warn(
+            f"{what} spans only [{found_lo:.3g}, {found_hi:.3g}] of --range {lo:g},{hi:g}: is that its range?",
+            SamplesWarning,
+            stacklevel=2,
         )
     if (lo, hi) == (-1.0, 1.0):
         return to_uint8(t).contiguous()  # the very function ganbench's samples go through

@@ -190,7 +190,7 @@ def _bad(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "range": (["--samples", "range.npz", "--range", "0,1"], "error: range.npz:x has values in [2, 2], outside"),
         "no range": (["--samples", "range.npz"], "error: range.npz:x is float32: say its range with --range"),
         "dtype": (["--samples", "int.npz"], "error: int.npz:x has dtype int32; expected uint8"),
-        "too few": (["--samples", "few.npz"], "error: few.npz holds 10 images; the protocol needs eval.n_samples = 200"),  # noqa: E501
+        "too few": (["--samples", "few.npz"], "error: few.npz holds 10 images; eval.n_samples = 200 needs as many"),  # noqa: E501
         "no labels": (["--samples", "nolabels.npz", "--conditional"], "error: --conditional: nolabels.npz has no labels"),  # noqa: E501
         "bad labels": (["--samples", "badlabels.npz"], "error: badlabels.npz:y has labels in [10, 10]; expected [0, 10)"),  # noqa: E501
         "no x": (["--samples", "other.npz"], "error: other.npz has arrays images; expected x"),
@@ -343,3 +343,31 @@ def test_sixteen_bit_and_hidden_images_in_a_folder(tmp_path):
     Image.fromarray(np.full((28, 28), 320, np.uint16)).save(tmp_path / "deep" / "a.png")
     with pytest.raises(DataError, match="16-bit or float"):
         read_samples(tmp_path / "deep", (1, 28, 28))
+
+
+def test_the_plain_pytorch_example_writes_samples_ganbench_scores(mnist_root, workdir, tmp_path):
+    """examples/plain_dcgan.py (no ganbench import) for a few steps: its .npz and TorchScript generator are
+    accepted and give the same numbers (the z it draws is the one ganbench draws from the run seed)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[2] / "examples" / "plain_dcgan.py"
+    out, g = tmp_path / "plain.npz", tmp_path / "plain.pt"
+    args = ["--data", str(mnist_root), "--epochs", "0.01", "--n-samples", str(N), "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, str(script), *args, "--generator-out", str(g)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "import bench" not in script.read_text() and "from bench" not in script.read_text()
+    cc = _cc(workdir)
+    from_samples, _ = score_external(cc, External("plain", samples=str(out)))
+    from_generator, _ = score_external(cc, External("plain-g", generator=str(g)))
+    assert _fidelity(from_samples.metrics) == _fidelity(from_generator.metrics)
+
+
+def test_floats_that_fill_little_of_their_range_are_warned_about(tmp_path):
+    from bench.data.samples import SamplesWarning, to_images
+
+    x = np.random.default_rng(0).uniform(0, 1, (4, 28, 28)).astype(np.float32)
+    with pytest.warns(SamplesWarning, match=r"spans only \[.*\] of --range -1,1"):
+        to_images(x, (1, 28, 28), (-1.0, 1.0), "x")

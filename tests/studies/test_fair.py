@@ -79,6 +79,7 @@ def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
     monkeypatch.setattr("studies.runner.train", real_train)
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.output and "dummy seed 1: FINISHED" in r.output  # plain lines off a terminal
 
     runs = Tracker(workdir).search_runs(["fair"])
     trials = [x for x in runs if x["tags"].get(keys.TAG_KIND) == "trial"]
