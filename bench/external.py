@@ -194,9 +194,7 @@ def _select(images: torch.Tensor, labels: torch.Tensor | None, n: int, seed: int
     file order); raises DataError when there are fewer."""
     total = images.shape[0]
     if total < n:
-        raise DataError(
-            f"{what} holds {total} images; eval.n_samples = {n} needs as many (or --n-samples {total})"
-        )
+        raise DataError(f"{what} holds {total} images; eval.n_samples = {n} needs as many (or --n-samples {total})")
     if total == n:
         return images, labels
     keep = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values

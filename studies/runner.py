@@ -224,7 +224,7 @@ def _state_callback(tracker: Tracker):
         if run_id:
             tracker.attach(run_id).set_tags({"ganbench.trial_state": trial.state.name})
         value = f"{trial.value:.4g}" if trial.value is not None else trial.user_attrs.get("failure", "")
-        print(f"trial {trial.number}: {trial.state.name} {value}", flush=True)
+        print(f"{study.study_name} trial {trial.number}: {trial.state.name} {value}", flush=True)
 
     return cb
 

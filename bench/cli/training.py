@@ -133,7 +133,8 @@ def compare(
         from studies.fair import fair_compare
 
         def on_search_end(o) -> None:
-            print(f"{o.arch}: best of {cc.search.trials} trials: {o.best_values}", file=sys.stderr, flush=True)
+            values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in o.best_values.items())
+            print(f"{o.arch}: best of {cc.search.trials} trials: {values}", file=sys.stderr, flush=True)
 
         if device_list:
             raise UserError("--devices applies to the comparison grid; a search uses --workers and --storage")
