@@ -27,7 +27,7 @@ import optuna
 
 from bench import keys
 from bench.compare import CompareResult, compare
-from bench.config import CompareConfig, load_compare_config
+from bench.config import CompareConfig, combine, load_compare_config
 from bench.errors import UserError
 from bench.run import RunResult
 from bench.tracking import Tracker
@@ -48,18 +48,15 @@ def trial_config(cc: CompareConfig) -> CompareConfig:
     """The base config of every trial: the comparison's, with the search's per-trial budget (``search.steps``
     / ``search.epochs``; None: the comparison's), ``eval.search_samples`` samples, and no usefulness
     experiment or Inception (no objective reads them; ``ganbench tune``'s trial defaults)."""
-    s, t, e = cc.search, cc.train, cc.eval
-    train = t if s.steps is None and s.epochs is None else replace(t, steps=s.steps, epochs=s.epochs)
+    s, e = cc.search, cc.eval
     n = e.search_samples or e.n_samples
-    extractors = {**TUNE_DEFAULTS["eval"]["extractors"], **{k: v for k, v in e.extractors.items()}}
-    eval_ = dataclasses.asdict(e) | {
-        "n_samples": n,
-        "kid_subset_size": min(e.kid_subset_size, n),
-        "usefulness": False,
-        "extractors": {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for k, v in extractors.items()},
+    budget = {"steps": s.steps} if s.steps is not None else {"epochs": s.epochs} if s.epochs is not None else {}
+    overrides = {
+        "train": budget,  # (a layer that sets one of steps / epochs clears the other)
+        "eval": {"n_samples": n, "kid_subset_size": min(e.kid_subset_size, n), "usefulness": False},
     }
-    base = dataclasses.asdict(cc) | {"train": dataclasses.asdict(train), "eval": eval_}
-    return load_compare_config(base=base)
+    base = combine({"eval": {"extractors": TUNE_DEFAULTS["eval"]["extractors"]}}, dataclasses.asdict(cc))
+    return load_compare_config(base=base, overrides=overrides)
 
 
 @dataclass
