@@ -18,6 +18,7 @@ FID, IS_MEAN, IS_STD, KID_MEAN, KID_STD = "fid", "is_mean", "is_std", "kid_mean"
 PRECISION, RECALL = "precision", "recall"
 DENSITY, COVERAGE = "density", "coverage"  # Naeem et al. 2020, on the precision/recall features
 COPY_RATE, NN_RATIO, NN_DISTANCE = "copy_rate", "nn_ratio", "nn_distance"  # bench.metrics.memorisation
+HELDOUT_COPY_RATE = "heldout_copy_rate"  # the copy rate of held-out real images: a model that does not copy
 MODES, CLASS_KL = "modes", "class_kl"  # mode coverage by the dataset's classifier (bench.metrics.coverage)
 CLASS_SHARE = "class_share"  # + "/<c>": share of the samples the dataset's classifier puts in class c
 INTRA_FID = "intra_fid"  # conditional runs: mean over classes of the class's FID (Miyato & Koyama 2018)

@@ -134,7 +134,8 @@ def _memorisation_frame(df: pd.DataFrame, style: str) -> pd.DataFrame:
         if copy is None:
             continue
         ratio = copy.replace(keys.COPY_RATE, keys.NN_RATIO)
-        held = _heldout(g, copy.split("/")[1])
+        held_key = copy.replace(keys.COPY_RATE, keys.HELDOUT_COPY_RATE)
+        held = f"{g[held_key].mean():.3f}" if held_key in g and g[held_key].notna().any() else "–"
         rows.append(
             {
                 "model": tables.row_labels(g.iloc[:1])[0],
@@ -144,14 +145,6 @@ def _memorisation_frame(df: pd.DataFrame, style: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def _heldout(runs: pd.DataFrame, extractor: str) -> str:
-    for d in runs["protocols"]:
-        line = d.get(extractor, "") if isinstance(d, dict) else ""
-        if "copy rate " in line:
-            return line.split("copy rate ")[1].split(" ")[0]
-    return "–"
 
 
 def _value(run: pd.Series, metric: str, extractor: str | None) -> str:

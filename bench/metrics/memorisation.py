@@ -81,11 +81,12 @@ class Memorisation:
     gallery: list[tuple[int, int, float, float]] = field(default_factory=list)
 
     def metrics(self, extractor: str) -> dict[str, float]:
-        """``{eval/<extractor>/copy_rate, .../nn_ratio, .../nn_distance}`` for MLflow."""
+        """``{eval/<extractor>/copy_rate, .../nn_ratio, .../nn_distance, .../heldout_copy_rate}`` for MLflow."""
         return {
             keys.eval_key(extractor, keys.COPY_RATE): self.copy_rate,
             keys.eval_key(extractor, keys.NN_RATIO): self.nn_ratio,
             keys.eval_key(extractor, keys.NN_DISTANCE): self.sample_distance,
+            keys.eval_key(extractor, keys.HELDOUT_COPY_RATE): self.heldout_copy_rate,
         }
 
     def line(self, label: str, train: str) -> str:
