@@ -293,9 +293,11 @@ class Tracker:
         """An existing run, to log more metrics or tags to it without changing its status."""
         return Run(self.client, run_id)
 
-    def find_runs(self, experiment: str, tag: str, value: str) -> list[tuple[str, str]]:
-        """``[(run_id, status), ...]`` of the experiment's runs whose tag ``tag`` equals ``value``, newest first
-        (filtered by the tracking store, not in Python)."""
+    def find_runs(
+        self, experiment: str, tag: str, value: str, also: dict[str, str] | None = None
+    ) -> list[tuple[str, str]]:
+        """``[(run_id, status), ...]`` of the experiment's runs whose tag ``tag`` equals ``value`` (filtered by the
+        tracking store, not in Python) and whose tags match ``also``, newest first."""
         exp_id = self.experiment_id(experiment, create=False)
         if exp_id is None:
             return []
@@ -304,7 +306,8 @@ class Tracker:
         quote = next((q for q in ("'", '"') if q not in value), None)
         where = f"tags.`{tag}` = {quote}{value}{quote}" if quote else ""
         runs = self.client.search_runs([exp_id], filter_string=where, order_by=["start_time DESC"])
-        return [(r.info.run_id, r.info.status) for r in runs if r.data.tags.get(tag) == value]
+        want = {tag: value, **(also or {})}
+        return [(r.info.run_id, r.info.status) for r in runs if all(r.data.tags.get(k) == v for k, v in want.items())]
 
     def search_runs(self, experiments: Iterable[str]) -> list[dict[str, Any]]:
         """Every run of the named experiments as a dict: run_id, experiment, run_name, status, start_time,

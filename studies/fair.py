@@ -31,7 +31,9 @@ from bench.config import CompareConfig, combine, load_compare_config
 from bench.errors import UserError
 from bench.run import RunResult
 from bench.tracking import Tracker
-from studies.runner import TUNE_DEFAULTS, StudyConfig, run_study
+from studies.grid import run_grid
+from studies.runner import TUNE_DEFAULTS, StudyConfig
+from studies.search_queue import run_searches
 from studies.spaces import check_space, space_for, to_config
 
 KIND_STUDY, KIND_TRIAL = "study", "trial"
@@ -69,30 +71,45 @@ class SearchOutcome:
     overrides: dict[str, Any]
 
 
-def search(cc: CompareConfig, arch: str, storage: str | None = None, workers: int = 1) -> SearchOutcome:
-    """Run (or resume) ``arch``'s search of ``cc.search.trials`` trials; raises UserError when no trial
-    completed (nothing to re-run)."""
+def study_config(cc: CompareConfig, arch: str, storage: str | None = None) -> StudyConfig:
+    """The Optuna study of ``arch``'s search: ``search.trials`` trials, FID, the search's sampler, pruner and seed."""
     s = cc.search
-    sc = StudyConfig(
+    return StudyConfig(
         arch=arch, name=study_name(cc.experiment, arch), trials=s.trials, metric=keys.FID, sampler=s.sampler,
-        pruner=s.pruner, storage=storage, workers=workers, seed=s.seed,
+        pruner=s.pruner, storage=storage, seed=s.seed,
     )  # fmt: skip
-    base = trial_config(replace(cc, archs=(arch,), seeds=(s.seed,)))
-    tags = {keys.TAG_KIND: KIND_TRIAL, TAG_SEARCH: cc.experiment}
-    study, _ = run_study(sc, base, {}, trial_tags=tags)
+
+
+def outcome(arch: str, study: optuna.Study, trials: int) -> SearchOutcome:
+    """The search's best trial as a SearchOutcome; raises UserError when no trial completed (nothing to re-run)."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
-        raise UserError(f"the search of {arch} completed no trial of {s.trials}; see its trials in the report")
+        raise UserError(f"the search of {arch} completed no trial of {trials}; see its trials in the report")
     best = min(done, key=lambda t: t.value)
     space = space_for(arch)
     values = {p.name: best.params.get(p.name, p.fixed) for p in space}
     return SearchOutcome(arch, study, values, to_config(arch, space, values))
 
 
+def search(
+    cc: CompareConfig, storage: str | None = None, workers: int = 1, devices: tuple[str, ...] = ()
+) -> list[SearchOutcome]:
+    """Run (or resume) every architecture's search of ``cc.search.trials`` trials as one queue of ``workers``
+    processes (``studies.search_queue``); raises UserError when an architecture completed no trial."""
+    configs = [
+        (study_config(cc, arch, storage), trial_config(replace(cc, archs=(arch,), seeds=(cc.search.seed,))))
+        for arch in cc.archs
+    ]
+    tags = {keys.TAG_KIND: KIND_TRIAL, TAG_SEARCH: cc.experiment}
+    studies = run_searches(configs, storage, workers, devices, tags=tags)
+    return [outcome(arch, study, cc.search.trials) for arch, study in zip(cc.archs, studies, strict=True)]
+
+
 def fair_compare(
     cc: CompareConfig,
     storage: str | None = None,
     workers: int = 1,
+    devices: tuple[str, ...] = (),
     show_progress: bool = True,
     on_run_end: Callable[[RunResult], None] | None = None,
     on_search_end: Callable[[SearchOutcome], None] | None = None,
@@ -100,18 +117,19 @@ def fair_compare(
     """Search every architecture of ``cc`` (``cc.search``), then re-run each one's best setting over
     ``cc.seeds`` at ``cc``'s budget (the ordinary comparison, resumed: finished final runs are kept).
 
-    Raises UserError for bad input before any trial, and when an architecture's search completed no trial.
+    With ``workers`` > 1, ``devices`` or ``storage`` the trials of all architectures are one queue
+    (``studies.search_queue``) and the final runs a shared grid (``studies.grid``), one per architecture when the
+    best settings differ in a train key (the batch size). Raises UserError for bad input before any trial, and
+    when an architecture's search completed no trial.
     """
     if cc.search.trials < 1:
         raise UserError("search.trials must be >= 1 for a search comparison (--search N)")
     for arch in cc.archs:  # every architecture's space against the config, before any trial
         check_space(arch, space_for(arch), dataclasses.asdict(trial_config(cc)))
-    outcomes = []
-    for arch in cc.archs:
-        outcome = search(cc, arch, storage, workers)
-        outcomes.append(outcome)
+    outcomes = search(cc, storage, workers, devices)
+    for o in outcomes:
         if on_search_end:
-            on_search_end(outcome)
+            on_search_end(o)
     model = {a: dict(cc.model.get(a, {})) for a in cc.archs}
     train_overrides: dict[str, Any] = {}
     for o in outcomes:
@@ -122,8 +140,14 @@ def fair_compare(
                 train_overrides.setdefault(o.arch, {}).update({section: values})
     results: list[RunResult] = []
     floor: list[RunResult] = []
-    for arch_cc in _final_configs(cc, model, train_overrides):  # resumed: a finished floor or run is kept
-        res = compare(arch_cc, show_progress=show_progress, on_run_end=on_run_end, resume=True)
+    shared = workers > 1 or bool(devices) or storage is not None
+    finals = _final_configs(cc, model, train_overrides)
+    for arch_cc in finals:  # resumed: a finished floor or run is kept
+        if shared:
+            grid = f"{cc.experiment}-{arch_cc.archs[0]}" if len(finals) > 1 else None
+            res = run_grid(arch_cc, storage, workers, devices, show_progress=show_progress, name=grid)
+        else:
+            res = compare(arch_cc, show_progress=show_progress, on_run_end=on_run_end, resume=True)
         results += [r for r in res.runs if r.arch != keys.KIND_FLOOR]
         floor = [r for r in res.runs if r.arch == keys.KIND_FLOOR] or floor
     _tag_finals(cc, outcomes, results)

@@ -34,9 +34,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import multiprocessing
-import multiprocessing.connection
-import signal
 import sys
 import time
 import warnings
@@ -55,7 +52,7 @@ from bench.progress import LineProgress, progress_bar
 from bench.run import FAILED, FINISHED, RunResult
 from bench.tracking import Tracker
 from studies.runner import STALE, cores, open_storage, quiet_optuna
-from studies.workers import alive, thread_locks_for_progress_bars, worker_id
+from studies.workers import alive, supervise, worker_id, worker_process
 
 CELL, WORKER, FAILURE = "ganbench.cell", "ganbench.worker", "failure"
 RETRY = "retry/"  # study user attribute prefix: retry/<cell> = the trial number from which --resume counts deaths
@@ -76,13 +73,14 @@ def _identity(cc: CompareConfig) -> dict[str, Any]:
     return {k: v for k, v in sorted(flat.items()) if not k.startswith(_IDENTITY_SKIP)}
 
 
-def open_grid(cc: CompareConfig, storage: str | None, create: bool = True) -> optuna.Study:
-    """The grid's study in ``storage`` (None: the journal file in the workspace), created on first use.
+def open_grid(cc: CompareConfig, storage: str | None, create: bool = True, name: str | None = None) -> optuna.Study:
+    """The grid's study in ``storage`` (None: the journal file in the workspace), created on first use; ``name``:
+    ``compare-<name>`` instead of ``compare-<experiment>`` (one experiment's several grids: ``studies.fair``).
 
     Raises UserError for a storage that cannot be opened, or when the experiment's grid exists with another
     config (the key that differs is named): a grid's runs must share one budget and protocol."""
     quiet_optuna()
-    name = study_name(cc.experiment)
+    name = study_name(name or cc.experiment)
     st = open_storage(storage, cc.workdir, name)
     study = optuna.create_study(storage=st, study_name=name, load_if_exists=True) if create else None
     study = study or optuna.load_study(study_name=name, storage=st)
@@ -117,13 +115,15 @@ def _interrupted(study: optuna.Study) -> set[int]:
     return {int(k[len(INTERRUPTED) :]) for k in study.user_attrs if k.startswith(INTERRUPTED)}
 
 
-def reconcile(study: optuna.Study, grid: list[str], retry_failed: bool = False) -> GridState:
-    """Fail the trials of dead workers as stale, then enqueue every cell of ``grid`` that has no settled,
-    waiting or running trial (see the module docstring). ``retry_failed``: also cells whose run FAILED
-    (``--resume``)."""
+def fail_dead(study: optuna.Study) -> list[int]:
+    """Fail as stale the RUNNING trials whose worker died: on this host, a worker process that is gone (or a
+    trial that names no worker and started over 5 minutes ago); on an RDB storage, a heartbeat silent past
+    its grace period (``optuna.storages.fail_stale_trials``). Returns the numbers of the trials it failed
+    here (the study attribute ``stale/<number>`` says why)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # RDB storages with a heartbeat; a no-op on the journal
+    failed = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = t.user_attrs.get(WORKER)
         silent = worker is None and t.datetime_start and time.time() - t.datetime_start.timestamp() > 300
@@ -132,8 +132,17 @@ def reconcile(study: optuna.Study, grid: list[str], retry_failed: bool = False) 
                 with signals.deferred():
                     study.tell(t.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
                     study.set_user_attr(f"{STALE}{t.number}", f"stale: its worker {worker or '?'} stopped")
+                failed.append(t.number)
             except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
                 pass
+    return failed
+
+
+def reconcile(study: optuna.Study, grid: list[str], retry_failed: bool = False) -> GridState:
+    """Fail the trials of dead workers as stale, then enqueue every cell of ``grid`` that has no settled,
+    waiting or running trial (see the module docstring). ``retry_failed``: also cells whose run FAILED
+    (``--resume``)."""
+    fail_dead(study)
     interrupted = _interrupted(study)
     retry_from = {k[len(RETRY) :]: int(v) for k, v in study.user_attrs.items() if k.startswith(RETRY)}
     by_cell: dict[str, list[optuna.trial.FrozenTrial]] = {c: [] for c in grid}
@@ -238,20 +247,12 @@ def work(study: optuna.Study, cc: CompareConfig, tracker: Tracker, progress: Any
 
 def _worker(payload: dict[str, Any]) -> None:
     """A worker process (spawned): its device and torch threads, then :func:`work` with plain progress lines."""
-    signals.install()
     quiet_optuna()
-    thread_locks_for_progress_bars()  # a SIGKILLed worker leaks no semaphore into the launcher's tracker
-    try:
-        if payload["threads"]:
-            import torch
-
-            torch.set_num_threads(payload["threads"])
+    with worker_process(payload["threads"]):
         cc = load_compare_config(base=payload["config"])
         tracker = Tracker(cc.workdir)
-        study = open_grid(cc, payload["storage"], create=False)
+        study = open_grid(cc, payload["storage"], create=False, name=payload.get("grid"))
         work(study, cc, tracker, LineProgress(sys.stderr) if payload["progress"] else None, payload["poll_s"])
-    except KeyboardInterrupt as e:
-        sys.exit(getattr(e, "exit_code", 130))
 
 
 def run_grid(
@@ -263,6 +264,7 @@ def run_grid(
     show_progress: bool = True,
     poll_s: float = 10.0,
     echo: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    name: str | None = None,
 ) -> CompareResult:
     """Run the grid of ``cc`` with ``workers`` processes on this host, sharing it through ``storage`` with any
     other host that runs the same command (see the module docstring); returns when every cell is settled.
@@ -280,7 +282,7 @@ def run_grid(
         except ConfigError as e:
             raise ConfigError(str(e).replace("train.device = ", "--devices ", 1)) from None
     prepare_all(cc, resolve_device(devices[0] if devices else cc.train.device))  # before anything is written
-    study = open_grid(cc, storage)
+    study = open_grid(cc, storage, name=name)
     state = reconcile(study, cells(cc), retry_failed=resume)
     tracker = Tracker(cc.workdir)
     tracker.experiment_id(cc.experiment)  # once, before the workers open the store
@@ -289,7 +291,7 @@ def run_grid(
         with progress_bar() if show_progress else contextlib.nullcontext() as progress:
             work(study, one, tracker, progress, poll_s)
     elif state.waiting or state.running:
-        _supervise(cc, storage, workers, devices, show_progress, poll_s, study, echo)
+        _supervise(cc, storage, workers, devices, show_progress, poll_s, study, echo, name)
     final = reconcile(study, cells(cc))  # (a worker lost for good leaves its cell to the others, or to a re-run)
     return CompareResult(grid_results(cc, tracker, study, settled=not (final.waiting or final.running)))
 
@@ -310,54 +312,27 @@ def _supervise(
     poll_s: float,
     study: optuna.Study,
     echo: Callable[[str], None],
+    name: str | None = None,
 ) -> None:
-    """Spawn the workers, replace one that dies while cells are left, and wait for all of them."""
-    ctx = multiprocessing.get_context("spawn")
+    """Spawn the grid's workers (:func:`studies.workers.supervise`): worker i on ``devices[i % len(devices)]``."""
 
-    def start(i: int) -> Any:
+    def payload(i: int) -> dict[str, Any]:
         device = devices[i % len(devices)] if devices else None
         on_cpu = resolve_device(device or cc.train.device).type == "cpu"
-        payload = {
+        return {
             "config": _payload_config(cc, device),
             "storage": storage,
             "threads": max(1, cores() // workers) if on_cpu else None,
             "progress": show_progress,
             "poll_s": poll_s,
+            "grid": name,
         }
-        p = ctx.Process(target=_worker, args=(payload,), name=f"ganbench-worker-{i}")
-        p.start()
-        return p
 
-    procs = {i: start(i) for i in range(workers)}
-    restarts = 0
-    try:
-        while procs:
-            multiprocessing.connection.wait([p.sentinel for p in procs.values()])
-            for i, p in list(procs.items()):
-                if p.is_alive():
-                    continue
-                p.join()
-                del procs[i]
-                if p.exitcode in (0, 130, 143) or restarts >= 2 * workers:
-                    continue
-                state = reconcile(study, cells(cc))  # fails the dead worker's trial: its cell is waiting again
-                if state.waiting or state.running:
-                    echo(f"worker {i} (pid {p.pid}) ended with exit code {p.exitcode}; starting another")
-                    procs[i] = start(i)
-                    restarts += 1
-    except KeyboardInterrupt as e:
-        # Ctrl-C reached the workers too (one process group): let them finish their step, checkpoint and end
-        # their runs KILLED; a SIGTERM may have reached this process only: pass it on (a worker that got it
-        # already, from a batch system signalling the whole job, ignores the repeat: bench.signals)
-        if getattr(e, "signum", signal.SIGINT) != signal.SIGINT:
-            for p in procs.values():
-                p.terminate()
-        for p in procs.values():
-            p.join(timeout=120)
-        for p in procs.values():
-            if p.is_alive():
-                p.kill()
-        raise
+    def left() -> bool:
+        state = reconcile(study, cells(cc))  # fails the dead worker's trial: its cell is waiting again
+        return bool(state.waiting or state.running)
+
+    supervise(_worker, payload, left, workers, echo)
 
 
 def grid_results(cc: CompareConfig, tracker: Tracker, study: optuna.Study, settled: bool) -> list[RunResult]:

@@ -10,12 +10,14 @@ then share one study. Re-running with the same study name resumes it up to its t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import multiprocessing
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,10 +158,35 @@ def open_storage(url: str | None, workdir: str | os.PathLike[str], name: str) ->
         raise UserError(f"--storage {url!r} cannot be opened: {first}") from None
 
 
-def _sampler(sc: StudyConfig, worker: int) -> optuna.samplers.BaseSampler:
-    seed = sc.seed * 1000 + worker  # workers must not propose the same points
-    if sc.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+class SeededRandomSampler(optuna.samplers.RandomSampler):
+    """Random search whose trial k gets the k-th draw of one seeded stream, whoever runs it.
+
+    optuna's ``RandomSampler(seed)`` draws from one generator per sampler object: a resumed study (a new
+    process, a new generator) would try the first settings again, and K workers would try K streams. Here
+    the setting of a study's trial number k is block b of the stream ``RandomSampler(seed)`` draws for
+    ``space`` in order, b = k minus the enqueued trials numbered below k (a retry of a dead worker's trial
+    is enqueued with that trial's setting, and draws nothing): one worker, K workers on several hosts and a
+    resumed study try the same settings, and an uninterrupted single-worker study the same ones as
+    ``RandomSampler(seed)`` itself. Replaying b blocks costs b x len(space) draws (microseconds)."""
+
+    def __init__(self, seed: int, space: tuple[Param, ...]) -> None:
+        super().__init__(seed=seed)
+        self._seed = seed
+        self._draws = [(p.name, dist) for p in space if (dist := p.distribution()) is not None and not dist.single()]
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        below = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+        block = trial.number - sum("fixed_params" in t.system_attrs for t in below)
+        self._rng.rng.seed(self._seed)
+        for _ in range(block):
+            for name, dist in self._draws:
+                self.sample_independent(study, trial, name, dist)
+
+
+def _sampler(sc: StudyConfig, worker: int, space: tuple[Param, ...]) -> optuna.samplers.BaseSampler:
+    seed = sc.seed * 1000 + worker  # TPE and CMA-ES workers must not propose the same points
+    if sc.sampler == "random":  # the same setting per trial number on every worker (see the class)
+        return SeededRandomSampler(sc.seed * 1000, space)
     if sc.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     return optuna.samplers.TPESampler(seed=seed)
@@ -243,7 +270,7 @@ def _worker(payload: dict[str, Any], n_trials: int, worker: int) -> None:
     study = optuna.load_study(
         study_name=sc.study_name,
         storage=storage,
-        sampler=_sampler(sc, worker),
+        sampler=_sampler(sc, worker, space),
         pruner=_pruner(sc, load_compare_config(base=base)),
     )
     tracker = Tracker(base["workdir"])  # one MLflow client for all of this worker's trials
@@ -290,7 +317,7 @@ def run_study(
     storage = open_storage(sc.storage, cc.workdir, sc.study_name)
     study = optuna.create_study(
         storage=storage, study_name=sc.study_name, direction=sc.direction, load_if_exists=True,
-        sampler=_sampler(sc, 0), pruner=_pruner(sc, cc),
+        sampler=_sampler(sc, 0, space_for(sc.arch, space)), pruner=_pruner(sc, cc),
     )  # fmt: skip
     if study.direction.name.lower() != sc.direction:
         raise UserError(
@@ -307,20 +334,7 @@ def run_study(
                 if status == "RUNNING":
                     tracker.attach(run_id).end("KILLED", "stale: its worker was killed")
     base = dataclasses.asdict(cc)
-    parent_id = study.user_attrs.get("mlflow_parent_run_id")
-    if parent_id and not tracker.has_run(parent_id):
-        parent_id = None
-    tags = {"ganbench.study": sc.study_name, keys.TAG_ARCH: sc.arch, keys.TAG_KIND: "study"}
-    with tracker.run(cc.experiment, f"study-{sc.study_name}", tags, run_id=parent_id) as parent:
-        if parent_id is None:
-            parent.log_params(
-                {f"study.{k}": v for k, v in dataclasses.asdict(sc).items()} | {"space": json.dumps(space)}
-            )
-            study.set_user_attr("mlflow_parent_run_id", parent.run_id)
-            study.set_user_attr("arch", sc.arch)
-            study.set_user_attr("metric", sc.metric)
-            study.set_user_attr("base_config", json.dumps(base))
-            study.set_user_attr("space", json.dumps(space))
+    with parent_run(study, sc, cc, space, tracker) as parent:
         done = _n_finished(study)
         t0 = time.perf_counter()
         shares = [n for n in _shares(max(0, sc.trials - done), sc.workers) if n]
@@ -344,10 +358,7 @@ def run_study(
                 p.join()
             if any(p.exitcode != 0 for p in procs):
                 raise RuntimeError(f"worker exit codes {[p.exitcode for p in procs]}")
-        counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in FINISHED}
-        metrics = {f"study/n_{k.lower()}": float(v) for k, v in counts.items()}
-        if counts["COMPLETE"]:
-            metrics["study/best_value"] = study.best_value
+        metrics = study_metrics(study)
         tp = None
         if shares:
             wall_s = time.perf_counter() - t0
@@ -355,6 +366,37 @@ def run_study(
             metrics |= {"study/trials_per_hour": tp["trials_per_hour"], "study/wall_s": tp["wall_s"]}
         parent.log_metrics(metrics, step=done)
     return study, tp
+
+
+@contextlib.contextmanager
+def parent_run(study: optuna.Study, sc: StudyConfig, cc: CompareConfig, space: dict, tracker: Tracker) -> Iterator[Any]:
+    """The study's parent MLflow run in ``cc.experiment`` (``ganbench.kind = study``), made on first use with
+    the study's settings as params, and resumed by id (the study attribute ``mlflow_parent_run_id``) after."""
+    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    if parent_id and not tracker.has_run(parent_id):
+        parent_id = None
+    tags = {"ganbench.study": sc.study_name, keys.TAG_ARCH: sc.arch, keys.TAG_KIND: "study"}
+    with tracker.run(cc.experiment, f"study-{sc.study_name}", tags, run_id=parent_id) as parent:
+        if parent_id is None:
+            parent.log_params(
+                {f"study.{k}": v for k, v in dataclasses.asdict(sc).items()} | {"space": json.dumps(space)}
+            )
+            with signals.deferred():
+                study.set_user_attr("mlflow_parent_run_id", parent.run_id)
+                study.set_user_attr("arch", sc.arch)
+                study.set_user_attr("metric", sc.metric)
+                study.set_user_attr("base_config", json.dumps(dataclasses.asdict(cc)))
+                study.set_user_attr("space", json.dumps(space))
+        yield parent
+
+
+def study_metrics(study: optuna.Study) -> dict[str, float]:
+    """``study/n_complete``, ``study/n_pruned``, ``study/n_fail`` and ``study/best_value`` (when one completed)."""
+    counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in FINISHED}
+    metrics = {f"study/n_{k.lower()}": float(v) for k, v in counts.items()}
+    if counts["COMPLETE"]:
+        metrics["study/best_value"] = study.best_value
+    return metrics
 
 
 def _n_finished(study: optuna.Study) -> int:

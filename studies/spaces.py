@@ -43,6 +43,18 @@ class Param:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_categorical(self.name, list(self.choices))
 
+    def distribution(self) -> Any:
+        """The Optuna distribution :meth:`suggest` draws from (None for a fixed value)."""
+        import optuna.distributions as d
+
+        if self.fixed is not None:
+            return None
+        if self.kind == "float":
+            return d.FloatDistribution(self.low, self.high, log=self.log)
+        if self.kind == "int":
+            return d.IntDistribution(int(self.low), int(self.high), log=self.log)
+        return d.CategoricalDistribution(list(self.choices))
+
 
 LR = Param("lr", ("lr_g", "lr_d"), "float", 1e-5, 1e-2, log=True)
 BETA1 = Param("beta1", ("beta1",), "float", 0.0, 0.9)

@@ -8,9 +8,14 @@ worker on this host can be checked for life; another host's worker is the concer
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def host() -> str:
@@ -71,3 +76,71 @@ def thread_locks_for_progress_bars() -> None:
     import tqdm
 
     tqdm.tqdm.set_lock(threading.RLock())
+
+
+def supervise(
+    target: Callable[[dict[str, Any]], None],
+    payload: Callable[[int], dict[str, Any]],
+    left: Callable[[], bool],
+    workers: int,
+    echo: Callable[[str], None],
+) -> None:
+    """Spawn ``workers`` processes ``target(payload(i))``, start another in the place of one that dies (at most
+    2 x workers times) while ``left()`` says work is left, and wait for all of them.
+
+    Ctrl-C reaches the workers too (one process group): they finish their step, checkpoint and end their runs
+    KILLED; a SIGTERM that reached this process only is passed on (a worker that got it already, from a batch
+    system signalling the whole job, ignores the repeat: bench.signals). Workers still alive after 120 s are
+    killed. Used by the shared grid (``studies.grid``) and the search queue (``studies.search_queue``)."""
+    ctx = multiprocessing.get_context("spawn")
+
+    def start(i: int) -> Any:
+        p = ctx.Process(target=target, args=(payload(i),), name=f"ganbench-worker-{i}")
+        p.start()
+        return p
+
+    procs = {i: start(i) for i in range(workers)}
+    restarts = 0
+    try:
+        while procs:
+            multiprocessing.connection.wait([p.sentinel for p in procs.values()])
+            for i, p in list(procs.items()):
+                if p.is_alive():
+                    continue
+                p.join()
+                del procs[i]
+                if p.exitcode in (0, 130, 143) or restarts >= 2 * workers:
+                    continue
+                if left():
+                    echo(f"worker {i} (pid {p.pid}) ended with exit code {p.exitcode}; starting another")
+                    procs[i] = start(i)
+                    restarts += 1
+    except KeyboardInterrupt as e:
+        if getattr(e, "signum", signal.SIGINT) != signal.SIGINT:
+            for p in procs.values():
+                p.terminate()
+        for p in procs.values():
+            p.join(timeout=120)
+        for p in procs.values():
+            if p.is_alive():
+                p.kill()
+        raise
+
+
+@contextlib.contextmanager
+def worker_process(threads: int | None) -> Any:
+    """The body of a spawned worker process: ganbench's signal handlers first (Ctrl-C and SIGTERM checkpoint and
+    end the run KILLED), a thread lock for progress bars (:func:`thread_locks_for_progress_bars`), on the CPU
+    its share of the cores as torch threads; an interrupt ends the process with its exit code (130, 143)."""
+    from bench import signals
+
+    signals.install()
+    thread_locks_for_progress_bars()  # a SIGKILLed worker leaks no semaphore into the launcher's tracker
+    try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        yield
+    except KeyboardInterrupt as e:
+        raise SystemExit(getattr(e, "exit_code", 130)) from None

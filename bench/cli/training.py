@@ -89,7 +89,8 @@ def compare(
 
     With --search N (or [search] trials = N) every architecture first gets a random search of N settings at
     the same per-trial budget (--search-steps / --search-epochs, default the comparison's), then its best
-    setting is trained over the seeds: the comparison of Lucic et al. 2018."""
+    setting is trained over the seeds: the comparison of Lucic et al. 2018. With --workers, --devices or
+    --storage the trials of all architectures are one shared queue, and the final runs a shared grid."""
     from bench.compare import compare as run_compare
     from bench.compare import run_line
     from bench.config import load_compare_config
@@ -136,9 +137,8 @@ def compare(
             values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in o.best_values.items())
             print(f"{o.arch}: best of {cc.search.trials} trials: {values}", file=sys.stderr, flush=True)
 
-        if device_list:
-            raise UserError("--devices applies to the comparison grid; a search uses --workers and --storage")
-        result = fair_compare(cc, storage, workers or 1, not quiet, on_run_end, on_search_end)
+        n = workers if workers is not None else max(1, len(device_list))
+        result = fair_compare(cc, storage, n, device_list, not quiet, on_run_end, on_search_end)
     elif workers is not None or device_list or storage is not None:
         from studies.grid import run_grid
 

@@ -75,7 +75,7 @@ def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
 
     monkeypatch.setattr("studies.runner.train", killed_on_the_fourth_trial)
     first = CliRunner().invoke(app, args)
-    assert first.exit_code != 0 and calls == ["dummy"] * 3 + ["vanilla"]
+    assert first.exit_code != 0 and calls == ["dummy", "vanilla"] * 2  # one queue: the searches take turns
     monkeypatch.setattr("studies.runner.train", real_train)
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
@@ -112,6 +112,42 @@ def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
     assert "re-seeded FID" in (out / "table.tex").read_text() and "Search trials: 3 generator steps" in text
     search_csv = (out / "search.csv").read_text().splitlines()
     assert len(search_csv) == 1 + 6  # one row per counted trial: the killed one is not among them
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_search_queue_and_try_the_settings_one_would(workdir, mnist_root):
+    """``--workers 2``: the trials of both architectures are one queue of two processes; each search ends
+    with exactly its 2 trials, and they tried the settings of trials 0 and 1 of the seeded stream (what one
+    worker tries); the best settings are re-run on the shared grid."""
+    import optuna
+
+    from studies.fair import study_name
+    from studies.runner import SeededRandomSampler, open_storage
+    from studies.spaces import space_for
+
+    sets = [a for s in [*TINY, f'workdir="{workdir}"'] for a in ("--set", s)]
+    args = ["compare", "vanilla", "cgan", "--search", "2", "--seeds", "1", "--steps", "3", "--search-steps", "2",
+            "--workers", "2", "--experiment", "fair2", "-q", *sets]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "vanilla: best of 2 trials: lr=" in r.output and "cgan: best of 2 trials: lr=" in r.output
+    runs = Tracker(workdir).search_runs(["fair2"])
+    for arch in ("vanilla", "cgan"):
+        name = study_name("fair2", arch)
+        study = optuna.load_study(study_name=name, storage=open_storage(None, workdir, name))
+        assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+        expected = optuna.create_study(sampler=SeededRandomSampler(0, space_for(arch)))
+        for _ in range(2):
+            t = expected.ask()
+            [p.suggest(t) for p in space_for(arch)]
+            expected.tell(t, 1.0)
+        assert [t.params for t in study.trials] == [t.params for t in expected.trials]
+        trials = [x for x in runs if x["tags"].get(keys.TAG_KIND) == "trial" and x["tags"][keys.TAG_ARCH] == arch]
+        assert sorted(x["status"] for x in trials) == ["FINISHED", "FINISHED"]
+        (final,) = [
+            x for x in runs if x["tags"].get(keys.TAG_KIND) == keys.KIND_RUN and x["tags"][keys.TAG_ARCH] == arch
+        ]
+        assert final["status"] == "FINISHED" and final["tags"]["ganbench.search_best"].startswith("trial ")
 
 
 @pytest.mark.parametrize("name", ["mnist-fair-comparison", "mnist-fair-comparison-gpu"])
