@@ -118,9 +118,9 @@ def fair_compare(
     ``cc.seeds`` at ``cc``'s budget (the ordinary comparison, resumed: finished final runs are kept).
 
     With ``workers`` > 1, ``devices`` or ``storage`` the trials of all architectures are one queue
-    (``studies.search_queue``) and the final runs a shared grid (``studies.grid``), one per architecture when the
-    best settings differ in a train key (the batch size). Raises UserError for bad input before any trial, and
-    when an architecture's search completed no trial.
+    (``studies.search_queue``) and the final runs a shared grid (``studies.grid``: ``compare-<experiment>-finals``,
+    one per architecture when the search space has a train key, the batch size). Raises UserError for bad input
+    before any trial, and when an architecture's search completed no trial.
     """
     if cc.search.trials < 1:
         raise UserError("search.trials must be >= 1 for a search comparison (--search N)")
@@ -144,8 +144,8 @@ def fair_compare(
     finals = _final_configs(cc, model, train_overrides)
     for arch_cc in finals:  # resumed: a finished floor or run is kept
         if shared:
-            grid = f"{cc.experiment}-{arch_cc.archs[0]}" if len(finals) > 1 else None
-            res = run_grid(arch_cc, storage, workers, devices, show_progress=show_progress, name=grid)
+            grid = f"{cc.experiment}-finals" + (f"-{arch_cc.archs[0]}" if len(finals) > 1 else "")
+            res = run_grid(arch_cc, storage, workers, devices, resume=True, show_progress=show_progress, name=grid)
         else:
             res = compare(arch_cc, show_progress=show_progress, on_run_end=on_run_end, resume=True)
         results += [r for r in res.runs if r.arch != keys.KIND_FLOOR]

@@ -274,13 +274,7 @@ def run_grid(
     runs in this process, with the usual progress display; several are spawned and print plain progress
     lines. A worker that dies is replaced (at most 2 x workers times), its cell taken over. resume: cells
     whose run FAILED are run again. Raises UserError for bad input before any worker starts."""
-    if not 1 <= workers <= 64:
-        raise ConfigError(f"--workers {workers} is not allowed; expected between 1 and 64")
-    for d in devices:  # an unknown or absent device: an error now, not in a worker
-        try:
-            resolve_device(d)
-        except ConfigError as e:
-            raise ConfigError(str(e).replace("train.device = ", "--devices ", 1)) from None
+    check_workers(workers, devices)
     prepare_all(cc, resolve_device(devices[0] if devices else cc.train.device))  # before anything is written
     study = open_grid(cc, storage, name=name)
     state = reconcile(study, cells(cc), retry_failed=resume)
@@ -294,6 +288,18 @@ def run_grid(
         _supervise(cc, storage, workers, devices, show_progress, poll_s, study, echo, name)
     final = reconcile(study, cells(cc))  # (a worker lost for good leaves its cell to the others, or to a re-run)
     return CompareResult(grid_results(cc, tracker, study, settled=not (final.waiting or final.running)))
+
+
+def check_workers(workers: int, devices: tuple[str, ...]) -> None:
+    """Raises ConfigError for ``--workers`` outside 1..64 or a ``--devices`` entry that is unknown or absent (an
+    error now, not in a worker)."""
+    if not 1 <= workers <= 64:
+        raise ConfigError(f"--workers {workers} is not allowed; expected between 1 and 64")
+    for d in devices:
+        try:
+            resolve_device(d)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("train.device = ", "--devices ", 1)) from None
 
 
 def _payload_config(cc: CompareConfig, device: str | None) -> dict[str, Any]:

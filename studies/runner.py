@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ TUNE_DEFAULTS = {
 }
 TAG_PARAMS = "ganbench.trial_params"  # a trial run's suggested values, as JSON {name: value}
 STALE = "stale/"  # study user attribute prefix: stale/<trial number> = why a dead worker's trial was failed
+RETRY_OF = "retry_of"  # trial user attribute: the number of the (stale) trial whose setting it runs again
 
 
 @dataclass(frozen=True)
@@ -164,10 +165,11 @@ class SeededRandomSampler(optuna.samplers.RandomSampler):
     optuna's ``RandomSampler(seed)`` draws from one generator per sampler object: a resumed study (a new
     process, a new generator) would try the first settings again, and K workers would try K streams. Here
     the setting of a study's trial number k is block b of the stream ``RandomSampler(seed)`` draws for
-    ``space`` in order, b = k minus the enqueued trials numbered below k (a retry of a dead worker's trial
-    is enqueued with that trial's setting, and draws nothing): one worker, K workers on several hosts and a
-    resumed study try the same settings, and an uninterrupted single-worker study the same ones as
-    ``RandomSampler(seed)`` itself. Replaying b blocks costs b x len(space) draws (microseconds)."""
+    ``space`` in order, b = k minus the enqueued trials numbered below k. A retry of a dead worker's trial
+    (user attribute ``retry_of``) is enqueued with that trial's setting and draws what it lacks from that
+    trial's block. So one worker, K workers on several hosts and a resumed study try the same settings, and
+    an uninterrupted single-worker study the same as ``RandomSampler(seed)`` itself. Replaying b blocks costs
+    b x len(space) draws (microseconds)."""
 
     def __init__(self, seed: int, space: tuple[Param, ...]) -> None:
         super().__init__(seed=seed)
@@ -175,8 +177,12 @@ class SeededRandomSampler(optuna.samplers.RandomSampler):
         self._draws = [(p.name, dist) for p in space if (dist := p.distribution()) is not None and not dist.single()]
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        below = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
-        block = trial.number - sum("fixed_params" in t.system_attrs for t in below)
+        trials = study.get_trials(deepcopy=False)
+        by_number = {t.number: t for t in trials}
+        number, original = trial.number, trial.user_attrs.get(RETRY_OF)
+        while original in by_number:  # a retry draws what its setting lacks from its original's block
+            number, original = original, by_number[original].user_attrs.get(RETRY_OF)
+        block = number - sum("fixed_params" in t.system_attrs for t in trials if t.number < number)
         self._rng.rng.seed(self._seed)
         for _ in range(block):
             for name, dist in self._draws:
@@ -208,6 +214,7 @@ def objective(
     parent: str,
     tracker: Tracker,
     extra_tags: dict[str, Any] | None = None,
+    owner: Callable[[], bool] | None = None,
 ) -> float:
     """Suggest, train one run with the library (reporting its FID curve to the pruner), return the metric.
 
@@ -224,7 +231,7 @@ def objective(
     tags = {"mlflow.parentRunId": parent, "ganbench.study": sc.study_name, "ganbench.trial": trial.number}
     tags |= {TAG_PARAMS: json.dumps(values), **(extra_tags or {})}
     try:
-        result = train(cfg, tracker, tags=tags, run_name=f"trial-{trial.number}", prune=prune)
+        result = train(cfg, tracker, tags=tags, run_name=f"trial-{trial.number}", prune=prune, owner=owner)
     except Exception as e:  # bad input for this trial's values: no run was made
         with signals.deferred():
             trial.set_user_attr("failure", f"{type(e).__name__}: {e}")
@@ -391,8 +398,10 @@ def parent_run(study: optuna.Study, sc: StudyConfig, cc: CompareConfig, space: d
 
 
 def study_metrics(study: optuna.Study) -> dict[str, float]:
-    """``study/n_complete``, ``study/n_pruned``, ``study/n_fail`` and ``study/best_value`` (when one completed)."""
-    counts = {s.name: len(study.get_trials(deepcopy=False, states=(s,))) for s in FINISHED}
+    """``study/n_complete``, ``study/n_pruned``, ``study/n_fail`` and ``study/best_value`` (when one completed);
+    trials pruned as surplus (``studies.search_queue``: none of the budget) are not counted."""
+    trials = [t for t in study.get_trials(deepcopy=False) if "surplus" not in t.user_attrs]
+    counts = {s.name: sum(t.state == s for t in trials) for s in FINISHED}
     metrics = {f"study/n_{k.lower()}": float(v) for k, v in counts.items()}
     if counts["COMPLETE"]:
         metrics["study/best_value"] = study.best_value

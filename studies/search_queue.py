@@ -14,18 +14,25 @@ pruned before it trains (user attribute ``surplus``, no MLflow run). A trial who
 gone from this host, or its heartbeat stopped on an RDB storage: :func:`studies.grid.fail_dead`) is *stale*:
 it is failed, its MLflow run ends KILLED ("stale: ..."), and a *retry* with the same setting is enqueued in its
 place (user attribute ``retry_of``); a retry never adds a trial. A setting whose workers died
-:data:`studies.grid.MAX_TAKEOVERS` times is given up and counts as a failed trial.
+:data:`studies.grid.MAX_TAKEOVERS` times is given up: its run ends FAILED, and it counts as a failed trial.
+
+A trial stopped by Ctrl-C / SIGTERM is stale too and retried, but does not count toward giving its setting up.
+Two launchers that enqueue the same retry at once run it once (the higher-numbered twin is pruned as surplus).
+A worker that was only taken for dead (its process paused, its heartbeat lost) stops at its next checkpoint or
+at the end of the trial, and its run is marked stale: the retry's result is the one that counts.
 
 The same settings whoever runs them: with the random sampler, a study's trial k gets the k-th setting of the
 seeded stream (:class:`studies.runner.SeededRandomSampler`) and a retry its trial's own, so K workers, a resumed
-search and an uninterrupted one try the same settings and, trained with the same seed, get the same FIDs (on
-the CPU). TPE's proposals depend on the trials finished before, so they do not.
+search and an uninterrupted one try the same settings, each trained with the search's seed. TPE's proposals
+and the median pruner's decisions depend on the trials finished before, so with several workers they do not.
+A study made before the queue (stale trials replaced by new ones) is resumed with its stale trials left out.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -36,11 +43,13 @@ import optuna
 
 from bench import signals
 from bench.config import CompareConfig, load_compare_config
+from bench.errors import TakenOver, UserError
 from bench.harness import resolve_device
 from bench.run import prepare
 from bench.tracking import Tracker
-from studies.grid import MAX_TAKEOVERS, WORKER, fail_dead
+from studies.grid import MAX_TAKEOVERS, WORKER, _owns, check_workers, fail_dead
 from studies.runner import (
+    RETRY_OF,
     StudyConfig,
     _pruner,
     _sampler,
@@ -55,7 +64,9 @@ from studies.runner import (
 from studies.spaces import space_for
 from studies.workers import supervise, worker_id, worker_process
 
-SURPLUS, RETRY_OF, FAILURE = "surplus", "retry_of", "failure"
+SURPLUS, FAILURE = "surplus", "failure"
+QUEUE_FROM = "queue_from"  # study user attribute: the trial count when the queue first opened the study
+GIVEN_UP, INTERRUPTED = "given_up/", "interrupted/"  # study user attribute prefixes: <trial number> = why
 _STATE = optuna.trial.TrialState
 
 
@@ -69,16 +80,32 @@ class Search:
     parent: str
 
 
-def _is_slot(t: optuna.trial.FrozenTrial) -> bool:
-    """A trial of the budget: made by the sampler and not surplus (a retry stands in for its stale trial)."""
-    return SURPLUS not in t.user_attrs and RETRY_OF not in t.user_attrs
+def _stale(t: optuna.trial.FrozenTrial) -> bool:
+    """Failed without a reason: its worker died or was interrupted (a failing run records its ``failure``)."""
+    return t.state == _STATE.FAIL and FAILURE not in t.user_attrs
 
 
-def _deaths(t: optuna.trial.FrozenTrial, by_number: dict[int, optuna.trial.FrozenTrial]) -> int:
-    """How many workers died on ``t``'s setting: the stale trials of its chain of retries, ``t`` included."""
+def _regular(trials: list[optuna.trial.FrozenTrial], queue_from: int) -> list[optuna.trial.FrozenTrial]:
+    """The trials the sampler made, in order: not retries, not marked surplus, and not a stale trial of a study
+    made before the queue (``ganbench`` < 0.x replaced those with new trials). The first N are the budget."""
+    return sorted(
+        (
+            t
+            for t in trials
+            if RETRY_OF not in t.user_attrs
+            and SURPLUS not in t.user_attrs
+            and not (t.number < queue_from and _stale(t))
+        ),
+        key=lambda t: t.number,
+    )
+
+
+def _deaths(t: optuna.trial.FrozenTrial, by_number: dict[int, optuna.trial.FrozenTrial], interrupted: set) -> int:
+    """How many workers died on ``t``'s setting: the stale trials of its chain of retries, ``t`` included, not
+    counting those that Ctrl-C or SIGTERM stopped (a preempted job is not the setting's fault)."""
     n = 0
-    while t is not None and t.state == _STATE.FAIL and FAILURE not in t.user_attrs:
-        n += 1
+    while t is not None and _stale(t):
+        n += t.number not in interrupted
         t = by_number.get(t.user_attrs.get(RETRY_OF, -1))
     return n
 
@@ -86,56 +113,96 @@ def _deaths(t: optuna.trial.FrozenTrial, by_number: dict[int, optuna.trial.Froze
 @dataclass
 class QueueState:
     """What :func:`reconcile` found in one study: ``open`` trials a worker may start now (budget left, retries
-    waiting), and trials ``running`` on some worker."""
+    waiting), trials ``running`` on some worker, and the ``slots`` of the budget taken."""
 
     open: int
     running: int
     slots: int
 
 
+def _end_runs(s: Search, tracker: Tracker, number: int, status: str, why: str) -> None:
+    """End the MLflow runs of trial ``number`` of ``s`` with ``status`` and ``why`` (a finished one too: a worker
+    taken for dead may have finished it after its retry was made; the report counts the retry)."""
+    where = {"ganbench.study": s.sc.study_name}
+    for run_id, _ in tracker.find_runs(s.base["experiment"], "ganbench.trial", str(number), also=where):
+        tracker.attach(run_id).end(status, why)
+
+
 def reconcile(study: optuna.Study, s: Search, tracker: Tracker) -> QueueState:
-    """Fail the trials of dead workers as stale (their MLflow runs end KILLED), enqueue a retry of each stale
-    trial that has none (unless its setting was given up), and count what is left (see the module docstring)."""
-    for number in fail_dead(study):
-        for run_id, status in tracker.find_runs(
-            s.base["experiment"], "ganbench.trial", str(number), also={"ganbench.study": s.sc.study_name}
-        ):
-            if status == "RUNNING":
-                tracker.attach(run_id).end("KILLED", "stale: its worker stopped before the trial finished")
+    """Fail the trials of dead workers as stale, enqueue a retry of each stale trial of the budget that has none
+    (its MLflow runs end KILLED "stale: ..."), give up a setting whose workers died
+    :data:`studies.grid.MAX_TAKEOVERS` times (its runs end FAILED), and count what is left."""
+    fail_dead(study)
     trials = study.get_trials(deepcopy=False)
+    attrs = study.user_attrs
     by_number = {t.number: t for t in trials}
+    interrupted = {int(k[len(INTERRUPTED) :]) for k in attrs if k.startswith(INTERRUPTED)}
+    slots = _regular(trials, attrs.get(QUEUE_FROM, 0))[: s.sc.trials]
+    budget = {t.number for t in slots}
     retried = {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
     for t in trials:
-        stale = t.state == _STATE.FAIL and FAILURE not in t.user_attrs
-        if stale and t.number not in retried and _deaths(t, by_number) < MAX_TAKEOVERS:
-            with signals.deferred():
+        if not _stale(t) or t.number in retried or f"{GIVEN_UP}{t.number}" in attrs:
+            continue
+        if t.number not in budget and RETRY_OF not in t.user_attrs:  # died before it found itself surplus
+            continue
+        with signals.deferred():
+            if _deaths(t, by_number, interrupted) >= MAX_TAKEOVERS:
+                why = f"failed: its workers died {MAX_TAKEOVERS} times on this setting; given up"
+                _end_runs(s, tracker, t.number, "FAILED", why)
+                study.set_user_attr(f"{GIVEN_UP}{t.number}", why)
+            else:
+                _end_runs(s, tracker, t.number, "KILLED", "stale: its worker stopped; a retry runs its setting")
                 study.enqueue_trial(t.params, user_attrs={RETRY_OF: t.number})
     trials = study.get_trials(deepcopy=False)
-    slots = sum(_is_slot(t) for t in trials)
     waiting = sum(t.state == _STATE.WAITING for t in trials)
     running = sum(t.state == _STATE.RUNNING for t in trials)
-    return QueueState(max(0, s.sc.trials - slots) + waiting, running, slots)
+    return QueueState(max(0, s.sc.trials - len(slots)) + waiting, running, len(slots))
+
+
+def _disown(trial: optuna.Trial, s: Search, tracker: Tracker) -> TakenOver:
+    """This worker was taken for dead and its trial retried elsewhere: its run ends KILLED as stale."""
+    _end_runs(s, tracker, trial.number, "KILLED", "stale: its worker was taken for dead; a retry runs its setting")
+    return TakenOver(f"trial {trial.number} of {s.sc.study_name} was failed as stale and retried by another worker")
 
 
 def _objective(trial: optuna.Trial, s: Search, tracker: Tracker, tags: dict[str, Any]) -> float:
-    """:func:`studies.runner.objective`, unless the trial is surplus (N trials of the budget below it)."""
+    """:func:`studies.runner.objective`, unless the trial is surplus (N trials of the budget below it) or a
+    second retry of one setting (two workers enqueued it at once); a non-finite FID is a failure."""
     with signals.deferred():
         trial.set_user_attr(WORKER, worker_id())
-    if RETRY_OF not in trial.user_attrs:
-        below = [t for t in trial.study.get_trials(deepcopy=False) if t.number < trial.number and _is_slot(t)]
-        if len(below) >= s.sc.trials:
+    trials = trial.study.get_trials(deepcopy=False)
+    below = [t for t in trials if t.number < trial.number]
+    if RETRY_OF in trial.user_attrs:
+        twins = [t.number for t in below if t.user_attrs.get(RETRY_OF) == trial.user_attrs[RETRY_OF]]
+        if twins:
             with signals.deferred():
-                trial.set_user_attr(SURPLUS, True)
-            raise optuna.TrialPruned(f"surplus: {s.sc.trials} trials are below it")
+                trial.set_user_attr(SURPLUS, f"duplicate of trial {twins[0]}")
+            raise optuna.TrialPruned(f"surplus: trial {twins[0]} retries the same setting")
+    elif len(_regular(below, trial.study.user_attrs.get(QUEUE_FROM, 0))) >= s.sc.trials:
+        with signals.deferred():
+            trial.set_user_attr(SURPLUS, True)
+        raise optuna.TrialPruned(f"surplus: {s.sc.trials} trials are below it")
     try:
-        return objective(trial, s.sc, s.base, space_for(s.sc.arch), s.parent, tracker, tags)
+        value = objective(trial, s.sc, s.base, space_for(s.sc.arch), s.parent, tracker, tags, lambda: _owns(trial))
     except optuna.TrialPruned:
         raise
-    except Exception as e:  # bad input found late (recorded as a failure, never retried): not a dead worker
-        if FAILURE not in trial.user_attrs:
+    except KeyboardInterrupt:  # Ctrl-C / SIGTERM: retried on the next run, not counted as a death of the setting
+        with signals.deferred():
+            trial.study.set_user_attr(f"{INTERRUPTED}{trial.number}", worker_id())
+        raise
+    except Exception as e:
+        if not _owns(trial):
+            raise _disown(trial, s, tracker) from None
+        if FAILURE not in trial.user_attrs:  # bad input found late: a failure, never retried
             with signals.deferred():
                 trial.set_user_attr(FAILURE, f"{type(e).__name__}: {e}")
         raise
+    if not _owns(trial):
+        raise _disown(trial, s, tracker)
+    if not math.isfinite(value):
+        with signals.deferred():
+            trial.set_user_attr(FAILURE, f"the FID is {value}")
+    return value
 
 
 def work(searches: list[Search], storage: str | None, tags: dict[str, Any], worker: int, poll_s: float) -> None:
@@ -199,7 +266,9 @@ def run_searches(
     """Run (or resume) the searches ``configs`` (one (StudyConfig, trials' base config) per architecture) as one
     queue of ``workers`` processes on this host (see the module docstring); returns their studies, in order,
     when every one has its ``trials`` trials settled. ``tags`` go on every trial's run. One worker on one device
-    runs in this process; a spawned worker that dies is replaced. Raises UserError for bad storage."""
+    runs in this process; a spawned worker that dies is replaced. Raises UserError for bad workers, devices or
+    storage, and when trials are left after the workers stopped (their restarts used up)."""
+    check_workers(workers, devices)
     quiet_optuna()
     first = configs[0][1]
     tracker = Tracker(first.workdir)
@@ -211,6 +280,9 @@ def run_searches(
                 storage=open_storage(storage, cc.workdir, sc.study_name), study_name=sc.study_name,
                 direction=sc.direction, load_if_exists=True,
             )  # fmt: skip
+            if QUEUE_FROM not in study.user_attrs:
+                with signals.deferred():
+                    study.set_user_attr(QUEUE_FROM, len(study.trials))
             parent = stack.enter_context(parent_run(study, sc, cc, {}, tracker))
             searches.append(Search(sc, dataclasses.asdict(cc), parent.run_id))
             studies.append((study, parent))
@@ -241,4 +313,10 @@ def run_searches(
             supervise(_worker, payload, left, workers, echo)
         for study, parent in studies:
             parent.log_metrics(study_metrics(study), step=len(study.trials))
+        left = [(s, reconcile(study, s, tracker)) for (study, _), s in zip(studies, searches, strict=True)]
+        left = [f"{s.sc.arch} {st.open + st.running}" for s, st in left if st.open or st.running]
+        if left:  # the workers gave out (restarts used up): the finals must not run on a partial search
+            raise UserError(
+                f"the searches are not complete (trials left: {', '.join(left)}); run the same command again"
+            )
     return [study for study, _ in studies]

@@ -67,10 +67,14 @@ def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
             "--experiment", "fair", "-q", *sets]  # fmt: skip
     real_train, calls = run_module.train, []
 
-    def killed_on_the_fourth_trial(cfg, *a, **kw):  # vanilla's first trial: Ctrl-C in the middle of the search
+    def killed_on_the_fourth_trial(cfg, *a, **kw):  # vanilla's second trial: Ctrl-C in the middle of the search
         calls.append(cfg.arch)
-        if len(calls) == 4:
-            raise KeyboardInterrupt("killed")
+        if len(calls) == 4:  # at the end of its training: its MLflow run exists, and ends KILLED
+
+            def interrupt():
+                raise KeyboardInterrupt("killed")
+
+            kw["owner"] = interrupt
         return real_train(cfg, *a, **kw)
 
     monkeypatch.setattr("studies.runner.train", killed_on_the_fourth_trial)
@@ -88,6 +92,8 @@ def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
         for a in ("dummy", "vanilla")
     }
     assert {a: len(v) for a, v in finished.items()} == {"dummy": 3, "vanilla": 3}
+    (killed,) = [t for t in trials if t["status"] != "FINISHED"]  # the interrupted one: stale, retried
+    assert killed["status"] == "KILLED" and killed["tags"][keys.TAG_FAILURE].startswith("stale")
     budgets = {
         (t["params"]["train.steps"], t["params"]["train.budget_unit"], t["metrics"][keys.G_STEPS])
         for t in trials

@@ -99,3 +99,39 @@ def test_a_trial_over_the_budget_is_pruned_as_surplus_before_it_trains(tmp_path,
     assert trained == [] and extra.user_attrs[q.SURPLUS] is True
     study.tell(extra, state=optuna.trial.TrialState.PRUNED)
     assert q.reconcile(study, s, Tracker(tmp_path)).slots == 2
+
+
+def test_a_retry_enqueued_twice_runs_once_and_ctrl_c_is_not_a_death(tmp_path, monkeypatch):
+    """Two hosts that found the same stale trial at once enqueue two retries: the second is pruned as surplus.
+    A trial stopped by Ctrl-C is retried, but does not count toward giving its setting up."""
+    study, s = _search(tmp_path, trials=1)
+    tracker = Tracker(tmp_path)
+    monkeypatch.setattr(q, "objective", lambda *a, **kw: 5.0)
+    a = _take(study, "h:1")
+    study.tell(a, state=optuna.trial.TrialState.FAIL)  # its worker died (failed by a heartbeat: no reason)
+    q.reconcile(study, s, tracker)
+    study.enqueue_trial(study.trials[a.number].params, user_attrs={q.RETRY_OF: a.number})  # the other host's
+    ran = study.ask()
+    assert q._objective(ran, s, tracker, {}) == 5.0
+    study.tell(ran, 5.0)
+    twin = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="retries the same setting"):
+        q._objective(twin, s, tracker, {})
+    study.tell(twin, state=optuna.trial.TrialState.PRUNED)
+    assert q.reconcile(study, s, tracker) == q.QueueState(open=0, running=0, slots=1)
+
+    study, s = _search(tmp_path / "b", trials=1)
+    for _ in range(MAX_TAKEOVERS + 1):  # preempted more often than a setting may kill its worker
+        t = _take(study, "h:1")
+        study.set_user_attr(f"{q.INTERRUPTED}{t.number}", "h:1")
+        study.tell(t, state=optuna.trial.TrialState.FAIL)
+        assert q.reconcile(study, s, tracker).open == 1  # retried each time, never given up
+
+
+def test_a_retry_of_a_trial_that_died_before_its_setting_draws_that_trials_setting():
+    study = optuna.create_study(sampler=SeededRandomSampler(3, SPACE))
+    plain = _settings(optuna.create_study(sampler=optuna.samplers.RandomSampler(3)), 3)
+    dead = study.ask()  # died before it suggested anything
+    study.tell(dead, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({}, user_attrs={q.RETRY_OF: dead.number})
+    assert _settings(study, 3) == plain  # the retry tries trial 0's setting; the next ones go on from there
