@@ -117,6 +117,7 @@ def build_report(
     datasets = datasets_in(df)
     pws = []
     search_csvs: list[str | None] = []
+    search_cols: dict[str, pd.DataFrame] = {}
     for ds in datasets:  # one set of tables per dataset: numbers of different references never share a column
         sub = df[df["dataset"] == ds]
         ds_primary = _dataset_metric(sub, primary)
@@ -131,6 +132,7 @@ def build_report(
         sections += ds_sections[:1] + found + ds_sections[1:]  # after the comparison table it explains
         if found:
             search_csvs.append(search.search_csv(sub, ds_trials, ds_primary))
+            search_cols[ds] = search.csv_columns(ds_trials, ds_primary)
     sections += speed_sections
     title = f"ganbench report: {', '.join(experiments)}"
     provenance = _provenance(pd.concat([df, speed]), experiments)
@@ -146,7 +148,7 @@ def build_report(
         write_text(out / "table-body.tex", body)
     if "csv" in formats:
         if len(df):
-            write_text(out / "table.csv", tables.to_csv(df))  # one block of rows per dataset
+            write_text(out / "table.csv", tables.to_csv(df, search_cols))  # one block of rows per dataset
         if pws:  # one block per dataset
             write_text(out / "pairwise.csv", pd.concat(pws, ignore_index=True).to_csv(index=False))
         if len(speed):

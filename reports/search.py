@@ -238,6 +238,36 @@ def _trial_budget(r: pd.Series) -> str:
     return f"{' / '.join(parts) or 'as configured'} in unit {unit}, evaluated on {n} samples{sampler}"
 
 
+def csv_columns(trials: pd.DataFrame, fid_key: str | None) -> pd.DataFrame | None:
+    """The search's numbers per architecture, for the aggregate rows of ``table.csv``: ``arch``,
+    ``search_complete`` / ``search_pruned`` / ``search_failed`` (trials), ``search_best_fid`` (the best trial),
+    ``search_expected_best`` / ``search_expected_best_std`` (of half the trials, Dodge et al. 2019) with
+    ``search_expected_best_n``, and ``search_best_params`` (JSON). None without a search."""
+    if trials.empty or fid_key is None:
+        return None
+    table = trial_table(trials, fid_key)
+    rows = []
+    for arch in dict.fromkeys(table["arch"]):
+        t = table[table["arch"] == arch]
+        done = t.dropna(subset=["fid"])
+        values = draws(table, arch)
+        n = max(1, len(values) // 2)
+        mean, std = expected_best(values, n) if len(values) else (np.nan, np.nan)
+        best = done.loc[done["fid"].idxmin()] if len(done) else None
+        rows.append(
+            {
+                "arch": arch,
+                **{f"search_{s}": int((t["state"] == s).sum()) for s in ("complete", "pruned", "failed")},
+                "search_best_fid": best["fid"] if best is not None else np.nan,
+                "search_expected_best": mean,
+                "search_expected_best_std": std,
+                "search_expected_best_n": n,
+                "search_best_params": json.dumps(best["params"]) if best is not None else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def search_csv(df: pd.DataFrame, trials: pd.DataFrame, fid_key: str | None) -> str | None:
     """``search.csv``: one row per trial (arch, trial, state, fid, hours, params as JSON)."""
     if trials.empty or fid_key is None:

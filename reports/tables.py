@@ -374,11 +374,12 @@ def usefulness_details(df: pd.DataFrame) -> list[Column]:
     return cols
 
 
-def to_csv(df: pd.DataFrame) -> str:
+def to_csv(df: pd.DataFrame, search: dict[str, pd.DataFrame] | None = None) -> str:
     """Per dataset: one row per run (``row = run``: its metric values, and the usefulness details of
     :func:`usefulness_details`), then one per architecture
     (``row = aggregate``: ``<key>`` = mean, plus ``<key> std`` / ``ci95_low`` / ``ci95_high``, ``n_seeds``,
-    ``n_failed``); a ``dataset`` column says which."""
+    ``n_failed``); a ``dataset`` column says which. ``search``: per dataset, a search comparison's columns
+    for the aggregate rows (``reports.search.csv_columns``, by ``arch``)."""
     blocks = []
     groups = df.groupby("dataset", sort=False) if "dataset" in df else [("mnist", df)]
     for dataset, sub in groups:
@@ -387,6 +388,8 @@ def to_csv(df: pd.DataFrame) -> str:
         runs.insert(0, "row", "run")
         agg = aggregate(sub, cols).rename(columns={f"{c.key} mean": c.key for c in cols})
         agg.insert(0, "row", "aggregate")
+        if search and search.get(dataset) is not None:
+            agg = agg.merge(search[dataset], on="arch", how="left")
         block = pd.concat([runs, agg], ignore_index=True)
         block.insert(1, "dataset", dataset)
         blocks.append(block)

@@ -118,6 +118,15 @@ def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
     assert "re-seeded FID" in (out / "table.tex").read_text() and "Search trials: 3 generator steps" in text
     search_csv = (out / "search.csv").read_text().splitlines()
     assert len(search_csv) == 1 + 6  # one row per counted trial: the killed one is not among them
+    import pandas as pd
+
+    table = pd.read_csv(out / "table.csv")
+    agg = table[(table["row"] == "aggregate") & table["arch"].isin(["dummy", "vanilla"])]
+    assert list(agg["search_complete"]) == [3, 3] and agg["search_best_fid"].notna().all()
+    assert (agg["search_expected_best"] >= agg["search_best_fid"]).all() and list(agg["search_expected_best_n"]) == [
+        1,
+        1,
+    ]
 
 
 @pytest.mark.slow
