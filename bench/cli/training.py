@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 from typing import Annotated
 
@@ -135,7 +136,9 @@ def compare(
 
         def on_search_end(o) -> None:
             values = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in o.best_values.items())
-            print(f"{o.arch}: best of {cc.search.trials} trials: {values}", file=sys.stderr, flush=True)
+            line = f"{o.arch}: best of {cc.search.trials} trials: {values}"
+            wrapped = textwrap.fill(line, 80, subsequent_indent="    ", break_on_hyphens=False)  # 80 columns
+            print(wrapped, file=sys.stderr, flush=True)
 
         n = workers if workers is not None else max(1, len(device_list))
         result = fair_compare(cc, storage, n, device_list, not quiet, on_run_end, on_search_end)
