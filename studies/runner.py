@@ -31,6 +31,7 @@ from bench.errors import ConfigError, UserError
 from bench.harness import resolve_device
 from bench.run import FAILED, PRUNED, prepare, train
 from bench.tracking import Tracker
+from studies.samplers import SeededRandomSampler
 from studies.spaces import Param, check_space, space_for, to_config
 from studies.throughput import record_throughput
 from studies.workers import thread_locks_for_progress_bars
@@ -52,7 +53,6 @@ TUNE_DEFAULTS = {
 }
 TAG_PARAMS = "ganbench.trial_params"  # a trial run's suggested values, as JSON {name: value}
 STALE = "stale/"  # study user attribute prefix: stale/<trial number> = why a dead worker's trial was failed
-RETRY_OF = "retry_of"  # trial user attribute: the number of the (stale) trial whose setting it runs again
 
 
 @dataclass(frozen=True)
@@ -157,36 +157,6 @@ def open_storage(url: str | None, workdir: str | os.PathLike[str], name: str) ->
     except Exception as e:  # sqlalchemy OperationalError, missing driver
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"--storage {url!r} cannot be opened: {first}") from None
-
-
-class SeededRandomSampler(optuna.samplers.RandomSampler):
-    """Random search whose trial k gets the k-th draw of one seeded stream, whoever runs it.
-
-    optuna's ``RandomSampler(seed)`` draws from one generator per sampler object: a resumed study (a new
-    process, a new generator) would try the first settings again, and K workers would try K streams. Here
-    the setting of a study's trial number k is block b of the stream ``RandomSampler(seed)`` draws for
-    ``space`` in order, b = k minus the enqueued trials numbered below k. A retry of a dead worker's trial
-    (user attribute ``retry_of``) is enqueued with that trial's setting and draws what it lacks from that
-    trial's block. So one worker, K workers on several hosts and a resumed study try the same settings, and
-    an uninterrupted single-worker study the same as ``RandomSampler(seed)`` itself. Replaying b blocks costs
-    b x len(space) draws (microseconds)."""
-
-    def __init__(self, seed: int, space: tuple[Param, ...]) -> None:
-        super().__init__(seed=seed)
-        self._seed = seed
-        self._draws = [(p.name, dist) for p in space if (dist := p.distribution()) is not None and not dist.single()]
-
-    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        trials = study.get_trials(deepcopy=False)
-        by_number = {t.number: t for t in trials}
-        number, original = trial.number, trial.user_attrs.get(RETRY_OF)
-        while original in by_number:  # a retry draws what its setting lacks from its original's block
-            number, original = original, by_number[original].user_attrs.get(RETRY_OF)
-        block = number - sum("fixed_params" in t.system_attrs for t in trials if t.number < number)
-        self._rng.rng.seed(self._seed)
-        for _ in range(block):
-            for name, dist in self._draws:
-                self.sample_independent(study, trial, name, dist)
 
 
 def _sampler(sc: StudyConfig, worker: int, space: tuple[Param, ...]) -> optuna.samplers.BaseSampler:

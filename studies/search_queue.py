@@ -22,7 +22,7 @@ A worker that was only taken for dead (its process paused, its heartbeat lost) s
 at the end of the trial, and its run is marked stale: the retry's result is the one that counts.
 
 The same settings whoever runs them: with the random sampler, a study's trial k gets the k-th setting of the
-seeded stream (:class:`studies.runner.SeededRandomSampler`) and a retry its trial's own, so K workers, a resumed
+seeded stream (:class:`studies.samplers.SeededRandomSampler`) and a retry its trial's own, so K workers, a resumed
 search and an uninterrupted one try the same settings, each trained with the search's seed. TPE's proposals
 and the median pruner's decisions depend on the trials finished before, so with several workers they do not.
 A study made before the queue (stale trials replaced by new ones) is resumed with its stale trials left out.
@@ -49,7 +49,6 @@ from bench.run import prepare
 from bench.tracking import Tracker
 from studies.grid import MAX_TAKEOVERS, WORKER, _owns, check_workers, fail_dead
 from studies.runner import (
-    RETRY_OF,
     StudyConfig,
     _pruner,
     _sampler,
@@ -61,6 +60,7 @@ from studies.runner import (
     quiet_optuna,
     study_metrics,
 )
+from studies.samplers import RETRY_OF
 from studies.spaces import space_for
 from studies.workers import supervise, worker_id, worker_process
 

@@ -137,7 +137,8 @@ def test_two_workers_share_the_search_queue_and_try_the_settings_one_would(workd
     import optuna
 
     from studies.fair import study_name
-    from studies.runner import SeededRandomSampler, open_storage
+    from studies.runner import open_storage
+    from studies.samplers import SeededRandomSampler
     from studies.spaces import space_for
 
     sets = [a for s in [*TINY, f'workdir="{workdir}"'] for a in ("--set", s)]

@@ -14,7 +14,8 @@ from bench.tracking import Tracker
 from studies import search_queue as q
 from studies import workers
 from studies.grid import MAX_TAKEOVERS
-from studies.runner import SeededRandomSampler, StudyConfig
+from studies.runner import StudyConfig
+from studies.samplers import SeededRandomSampler
 from studies.spaces import space_for
 
 SPACE = space_for("wgan-gp")  # floats, a log range, ints and categoricals
