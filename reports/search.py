@@ -89,8 +89,11 @@ def budget_curve(values: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"n": n, "mean": [m for m, _ in stats], "std": [s for _, s in stats]})
 
 
-def _figures(table: pd.DataFrame, fig_dir: Path, label: str) -> list[tuple[Path, str]]:
-    archs = list(dict.fromkeys(table["arch"]))
+def _figures(table: pd.DataFrame, fig_dir: Path, label: str, order: list[str]) -> list[tuple[Path, str]]:
+    """The FID distribution and the two budget curves; architectures in ``order`` (the comparison table's),
+    then any other searched one."""
+    archs = [a for a in order if a in set(table["arch"])]
+    archs += [a for a in dict.fromkeys(table["arch"]) if a not in archs]
     col = colours(archs)
     fig, ax = plt.subplots(figsize=(1.4 + 1.3 * len(archs), 3.6))
     data = [table.loc[(table["arch"] == a), "fid"].dropna().to_numpy() for a in archs]
@@ -118,15 +121,20 @@ def _figures(table: pd.DataFrame, fig_dir: Path, label: str) -> list[tuple[Path,
             mean_h = table.loc[table["arch"] == a, "hours"].mean()
             xs = curve["n"] if x == "n" else curve["n"] * (mean_h if pd.notna(mean_h) else np.nan)
             ax.plot(xs, curve["mean"], label=a, color=col[a], lw=1.3)
-            ax.fill_between(
-                xs, curve["mean"] - curve["std"], curve["mean"] + curve["std"], color=col[a], alpha=0.2, lw=0
-            )
+            # the best of n trials lies within the observed FIDs: the band is clipped to them (on the log
+            # scale a mean - std below the best trial would plunge towards 0)
+            low = np.clip(curve["mean"] - curve["std"], values.min(), values.max())
+            high = np.clip(curve["mean"] + curve["std"], values.min(), values.max())
+            ax.fill_between(xs, low, high, color=col[a], alpha=0.2, lw=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"expected best {label}")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        caption = f"expected best {label} of n random trials (Dodge et al. 2019), band ±1 std, against {xlabel}"
+        caption = (
+            f"expected best {label} of n random trials (Dodge et al. 2019), band ±1 std (within the observed "
+            f"FIDs), against {xlabel}"
+        )
         out.append((save_figure(fig, fig_dir, name), caption))
     return out
 
@@ -203,7 +211,7 @@ def search_sections(
     extractor = fid_key.split("/")[1]
     label = f"{tables.fd_name(df, extractor)} ({tables.label(df, extractor)})"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    figs = _figures(table, fig_dir, label)
+    figs = _figures(table, fig_dir, label, tables.arch_order(df))
     budget = sorted({_trial_budget(r) for _, r in trials.iterrows()})
     notes = [f"Search trials: {b}" for b in budget]
     text = [
@@ -265,7 +273,8 @@ def csv_columns(trials: pd.DataFrame, fid_key: str | None) -> pd.DataFrame | Non
                 "search_best_params": json.dumps(best["params"]) if best is not None else "",
             }
         )
-    return pd.DataFrame(rows)
+    counts = ["search_complete", "search_pruned", "search_failed", "search_expected_best_n"]
+    return pd.DataFrame(rows).astype(dict.fromkeys(counts, "Int64"))  # integers beside the floor's blanks
 
 
 def search_csv(df: pd.DataFrame, trials: pd.DataFrame, fid_key: str | None) -> str | None:

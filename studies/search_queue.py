@@ -272,7 +272,7 @@ def run_searches(
     quiet_optuna()
     first = configs[0][1]
     tracker = Tracker(first.workdir)
-    searches, studies = [], []
+    searches, opened = [], []
     with contextlib.ExitStack() as stack:
         for sc, cc in configs:
             prepare(cc.run(sc.arch, sc.seed), resolve_device(devices[0] if devices else cc.train.device))
@@ -285,7 +285,7 @@ def run_searches(
                     study.set_user_attr(QUEUE_FROM, len(study.trials))
             parent = stack.enter_context(parent_run(study, sc, cc, {}, tracker))
             searches.append(Search(sc, dataclasses.asdict(cc), parent.run_id))
-            studies.append((study, parent))
+            opened.append((study, parent))
         if workers == 1 and len(devices) <= 1:
             one = [_on_device(s, devices[0] if devices else None) for s in searches]
             work(one, storage, tags or {}, 0, poll_s)
@@ -307,16 +307,16 @@ def run_searches(
                 }
 
             def left() -> bool:
-                states = [reconcile(study, s, tracker) for (study, _), s in zip(studies, searches, strict=True)]
+                states = [reconcile(study, s, tracker) for (study, _), s in zip(opened, searches, strict=True)]
                 return any(st.open or st.running for st in states)
 
             supervise(_worker, payload, left, workers, echo)
-        for study, parent in studies:
+        for study, parent in opened:
             parent.log_metrics(study_metrics(study), step=len(study.trials))
-        left = [(s, reconcile(study, s, tracker)) for (study, _), s in zip(studies, searches, strict=True)]
+        left = [(s, reconcile(study, s, tracker)) for (study, _), s in zip(opened, searches, strict=True)]
         left = [f"{s.sc.arch} {st.open + st.running}" for s, st in left if st.open or st.running]
         if left:  # the workers gave out (restarts used up): the finals must not run on a partial search
             raise UserError(
                 f"the searches are not complete (trials left: {', '.join(left)}); run the same command again"
             )
-    return [study for study, _ in studies]
+    return [study for study, _ in opened]
