@@ -12,6 +12,7 @@ import pandas as pd
 from bench.tracking import keys
 from reports import tables
 from reports.collect import collect, datasets_in, split_speed
+from reports.search import split_search
 from reports.speed import speed_markdown
 
 
@@ -74,6 +75,7 @@ def console_table(experiments: list[str], workdir: str | os.PathLike[str]) -> st
     (:func:`summary_frame`), then the speed table if the experiments hold ``ganbench bench
     speed`` rows."""
     runs, speed = split_speed(collect(experiments, workdir))
+    runs, _ = split_search(runs)  # a search comparison's trials and studies are not rows of its table
     parts = []
     datasets = datasets_in(runs)
     for ds in datasets or ([None] if not len(speed) else []):

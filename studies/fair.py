@@ -12,7 +12,8 @@ tagged ``ganbench.search_best``) that the comparison table ranks. The report's s
 (Dodge et al. 2019), the best settings.
 
 A search killed in the middle and started again resumes each architecture's study up to ``search.trials``
-finished trials (a killed trial is failed as stale and not counted); finished final runs are kept.
+trials (a killed trial is failed as stale and retried with its setting, ``studies.search_queue``); finished
+final runs are kept.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def fair_compare(
         for section, values in o.overrides.items():
             if section == "model":
                 model[o.arch] |= values.get(o.arch, {})
-            else:  # e.g. train.batch_size: one value per comparison, so it is searched only as a model key
+            else:  # e.g. train.batch_size: a train key, so the finals run one comparison per architecture
                 train_overrides.setdefault(o.arch, {}).update({section: values})
     results: list[RunResult] = []
     floor: list[RunResult] = []

@@ -84,6 +84,10 @@ def test_search_compare_end_to_end_on_mnist(workdir, mnist_root, monkeypatch):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "\x1b" not in r.output and "dummy seed 1: FINISHED" in r.output  # plain lines off a terminal
+    import re
+
+    rows = [line.split() for line in r.output.splitlines() if re.match(r"(dummy|vanilla)\s+\d", line)]
+    assert [(row[0], row[-1]) for row in rows] == [("dummy", "2"), ("vanilla", "2")]  # the finals, not the trials
 
     runs = Tracker(workdir).search_runs(["fair"])
     trials = [x for x in runs if x["tags"].get(keys.TAG_KIND) == "trial"]
