@@ -34,6 +34,8 @@ SEARCH_KINDS = ("study", "trial")  # studies.fair's parent and trial runs: not r
 def split_search(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the comparison's runs, the search trials with their study's sampler and seed as the columns
     ``sampler`` / ``sampler_seed``) of a ``collect()`` frame; the studies' parent runs are not rows."""
+    if "arch" not in df:  # no runs
+        return df, df.copy()
     kind = df["kind"] if "kind" in df else pd.Series(keys.KIND_RUN, index=df.index)
     trials = df[kind == "trial"].copy()
     parents = df[kind == "study"]
