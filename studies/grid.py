@@ -229,16 +229,23 @@ def _objective(trial: optuna.Trial, cc: CompareConfig, tracker: Tracker, progres
     return fid if math.isfinite(fid) else 0.0  # Optuna would fail a NaN value: the run did finish
 
 
+def take_one(study: optuna.Study, objective: Callable[[optuna.Trial], float], **kwargs: Any) -> None:
+    """Run one trial of ``study`` (a waiting one first: Optuna pops it atomically), recording an exception as
+    a failed trial; a trial another worker failed as stale meanwhile is reported in one line and left to it.
+    ``kwargs`` go to ``Study.optimize`` (callbacks, gc_after_trial)."""
+    try:
+        study.optimize(objective, n_trials=1, catch=(Exception,), **kwargs)
+    except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as e:  # failed as stale meanwhile
+        print(f"a trial of this worker was failed by another: {e}", file=sys.stderr, flush=True)
+
+
 def work(study: optuna.Study, cc: CompareConfig, tracker: Tracker, progress: Any, poll_s: float = 10.0) -> None:
     """One worker: take cells until the grid is settled, waiting (``poll_s``) while others still run."""
     grid = cells(cc)
     while True:
         state = reconcile(study, grid)
         if state.waiting:
-            try:
-                study.optimize(lambda t: _objective(t, cc, tracker, progress), n_trials=1, catch=(Exception,))
-            except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as e:  # failed as stale meanwhile
-                print(f"a trial of this worker was failed by another: {e}", file=sys.stderr, flush=True)
+            take_one(study, lambda t: _objective(t, cc, tracker, progress))
         elif state.running:
             time.sleep(poll_s)
         else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -47,7 +48,7 @@ from bench.errors import TakenOver, UserError
 from bench.harness import resolve_device
 from bench.run import prepare
 from bench.tracking import Tracker
-from studies.grid import MAX_TAKEOVERS, WORKER, _owns, check_workers, fail_dead
+from studies.grid import MAX_TAKEOVERS, WORKER, _owns, check_workers, fail_dead, take_one
 from studies.runner import (
     StudyConfig,
     _pruner,
@@ -223,17 +224,8 @@ def work(searches: list[Search], storage: str | None, tags: dict[str, Any], work
         ready = [i for i, st in enumerate(states) if st.open]
         if ready:
             i = min(ready, key=lambda i: (states[i].slots, i))
-            s = searches[i]
-            try:
-                studies[i].optimize(
-                    lambda t, s=s: _objective(t, s, tracker, tags),
-                    n_trials=1,
-                    catch=(Exception,),
-                    callbacks=[_state_callback(tracker)],
-                    gc_after_trial=True,
-                )
-            except (ValueError, optuna.exceptions.UpdateFinishedTrialError) as e:  # failed as stale meanwhile
-                print(f"a trial of this worker was failed by another: {e}", file=sys.stderr, flush=True)
+            objective = functools.partial(_objective, s=searches[i], tracker=tracker, tags=tags)
+            take_one(studies[i], objective, callbacks=[_state_callback(tracker)], gc_after_trial=True)
         elif any(st.running for st in states):
             time.sleep(poll_s)
         else:
